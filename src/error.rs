@@ -1,0 +1,296 @@
+//! Errors: why a patch was rejected, why a schema was refused, why an id or value is invalid.
+
+use std::fmt;
+
+/// The most violations one [`PatchError`] holds.
+///
+/// A hostile patch with millions of bad entries must not produce a report of the same size;
+/// past this count the report stops and [`PatchError::is_truncated`] says so.
+pub const MAX_VIOLATIONS: usize = 100;
+
+/// What kind of rule a [`Violation`] breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ViolationKind {
+    /// The bytes are not JSON (syntax error, bad UTF-8, nesting too deep, number out of range).
+    MalformedJson,
+    /// A key appears twice in the same JSON object.
+    DuplicateKey,
+    /// A key the wire format does not know, such as a top-level key other than `traits`.
+    UnexpectedKey,
+    /// The document, `traits`, or a trait group is not a JSON object (`null` included).
+    NotAnObject,
+    /// A trait value outside the domain: an object, a nested array, or `null` inside an array.
+    InvalidValue,
+    /// A trait group the schema does not declare.
+    UnknownGroup,
+    /// A trait its group does not declare.
+    UnknownTrait,
+    /// A value whose JSON type is not the trait's `dataType`.
+    WrongType,
+    /// A value that breaks the trait's `validationRule`.
+    RuleBroken,
+    /// A documented limit is exceeded (group or trait count, string length, array size,
+    /// integer range).
+    LimitExceeded,
+}
+
+/// One reason a patch was rejected: what, where, and a readable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    kind: ViolationKind,
+    pointer: String,
+    message: String,
+    line_column: Option<(usize, usize)>,
+}
+
+impl Violation {
+    pub(crate) fn new(kind: ViolationKind, pointer: String, reason: impl fmt::Display) -> Self {
+        let message = format!("{}: {reason}", describe_place(&pointer));
+        Violation {
+            kind,
+            pointer,
+            message,
+            line_column: None,
+        }
+    }
+
+    pub(crate) fn malformed(pointer: String, line: usize, column: usize, reason: &str) -> Self {
+        let message = format!(
+            "{}: malformed JSON at line {line}, column {column}: {reason}",
+            describe_place(&pointer)
+        );
+        Violation {
+            kind: ViolationKind::MalformedJson,
+            pointer,
+            message,
+            line_column: Some((line, column)),
+        }
+    }
+
+    /// The kind of rule broken, to branch on.
+    pub fn kind(&self) -> ViolationKind {
+        self.kind
+    }
+
+    /// The RFC 6901 JSON pointer of the offending place in the patch document, such as
+    /// `/traits/Contact/email`; `""` is the whole document.
+    pub fn pointer(&self) -> &str {
+        &self.pointer
+    }
+
+    /// The readable message: the place first, then the reason.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Line and column (both 1-based) of a [`ViolationKind::MalformedJson`] error.
+    pub fn line_column(&self) -> Option<(usize, usize)> {
+        self.line_column
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn describe_place(pointer: &str) -> String {
+    if pointer.is_empty() {
+        "the document".to_owned()
+    } else {
+        format!("`{pointer}`")
+    }
+}
+
+/// A rejected patch: every violation found, in document order, up to [`MAX_VIOLATIONS`].
+///
+/// Nothing of a rejected patch is ever applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchError {
+    violations: Vec<Violation>,
+    truncated: bool,
+}
+
+impl PatchError {
+    pub(crate) fn from_violations(violations: Violations) -> Option<Self> {
+        if violations.list.is_empty() {
+            return None;
+        }
+        Some(PatchError {
+            violations: violations.list,
+            truncated: violations.truncated,
+        })
+    }
+
+    /// The violations in document order; never empty.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Whether more violations existed than the report holds ([`MAX_VIOLATIONS`]).
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
+impl fmt::Display for PatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.violations.len();
+        let more = if self.truncated { " or more" } else { "" };
+        let noun = if count == 1 {
+            "violation"
+        } else {
+            "violations"
+        };
+        write!(f, "patch rejected, {count}{more} {noun}")?;
+        for violation in &self.violations {
+            write!(f, "\n- {violation}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PatchError {}
+
+/// The growing list of violations of one check, capped at [`MAX_VIOLATIONS`].
+///
+/// `Vec::new` does not allocate, so a valid patch costs no allocation here.
+#[derive(Debug, Default)]
+pub(crate) struct Violations {
+    list: Vec<Violation>,
+    truncated: bool,
+}
+
+impl Violations {
+    pub(crate) fn push(&mut self, violation: Violation) {
+        if self.list.len() < MAX_VIOLATIONS {
+            self.list.push(violation);
+        } else {
+            self.truncated = true;
+        }
+    }
+
+    pub(crate) fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), PatchError> {
+        match PatchError::from_violations(self) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a [`StoreSchema`](crate::StoreSchema) could not be built or deserialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    location: String,
+    reason: String,
+}
+
+impl SchemaError {
+    pub(crate) fn new(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        SchemaError {
+            location: location.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Where the problem is, such as ``trait group `Contact`, trait `email` ``; empty for the
+    /// schema as a whole.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Which rule is broken.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.location.is_empty() {
+            write!(f, "invalid schema: {}", self.reason)
+        } else {
+            write!(f, "invalid schema: {}: {}", self.location, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+/// Why a string is not a valid [`StoreId`](crate::StoreId) or [`ProfileId`](crate::ProfileId).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdError {
+    what: &'static str,
+    pattern: &'static str,
+    input: String,
+}
+
+impl IdError {
+    pub(crate) fn new(what: &'static str, pattern: &'static str, input: &str) -> Self {
+        IdError {
+            what,
+            pattern,
+            input: input.to_owned(),
+        }
+    }
+
+    /// The refused input.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
+impl fmt::Display for IdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not a valid {}: expected `{}`",
+            self.input.escape_debug(),
+            self.what,
+            self.pattern
+        )
+    }
+}
+
+impl std::error::Error for IdError {}
+
+/// Why a `serde_json::Value` is not a [`TraitValue`](crate::TraitValue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError {
+    pointer: String,
+    found: &'static str,
+}
+
+impl ValueError {
+    pub(crate) fn new(pointer: String, found: &'static str) -> Self {
+        ValueError { pointer, found }
+    }
+
+    /// The JSON pointer of the offending place, relative to the converted value.
+    pub fn pointer(&self) -> &str {
+        &self.pointer
+    }
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let place = if self.pointer.is_empty() {
+            "the value".to_owned()
+        } else {
+            format!("`{}`", self.pointer)
+        };
+        write!(
+            f,
+            "{place}: expected a string, number, boolean or flat array of those, found {}",
+            self.found
+        )
+    }
+}
+
+impl std::error::Error for ValueError {}

@@ -1,0 +1,316 @@
+//! Merging a validated patch into a profile: immutable, in place, and by value.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::error::PatchError;
+use crate::names::Name;
+use crate::patch::{Patch, TraitChange};
+use crate::profile::{Profile, TraitGroup};
+use crate::schema::StoreSchema;
+use crate::value::TraitValue;
+
+/// One change a merge made to a profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    group: Name,
+    name: Name,
+    kind: ChangeKind,
+}
+
+impl Change {
+    /// The trait group of the changed trait.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The name of the changed trait.
+    pub fn trait_name(&self) -> &str {
+        &self.name
+    }
+
+    /// What happened to it.
+    pub fn kind(&self) -> &ChangeKind {
+        &self.kind
+    }
+}
+
+/// What happened to one trait.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeKind {
+    /// The trait was absent and now has `value`.
+    Added {
+        /// The value now stored.
+        value: TraitValue,
+    },
+    /// The trait's value changed from `old` to `new` (never equal).
+    Updated {
+        /// The value before.
+        old: TraitValue,
+        /// The value now stored.
+        new: TraitValue,
+    },
+    /// The trait was removed; it had `old`.
+    Removed {
+        /// The value before.
+        old: TraitValue,
+    },
+}
+
+/// Merges `patch` into `profile` under `schema` and returns the new profile; `profile` is
+/// left as it was.
+///
+/// The new profile shares every group the patch does not change with `profile`, so the
+/// cost is that of the changed groups, not of the whole profile.
+///
+/// Rules: each trait the patch sets takes the patch's value (added at the end of its group
+/// if absent, replaced whole if present); each trait set to `null` is removed (a no-op if
+/// absent); every other trait and group is unchanged, value and position; a group left
+/// with no trait is dropped; `id` and `createdAt` pass through.
+///
+/// # Errors
+///
+/// Every violation of [`StoreSchema::validate`]; then nothing is applied.
+///
+/// # Examples
+///
+/// ```
+/// use profile_traits::{merge, Patch, Profile, StoreSchema};
+///
+/// let schema: StoreSchema = serde_json::from_str(r#"[{"displayName": "Contact", "traits": {
+///     "email": {"dataType": "STRING"}, "phone": {"dataType": "STRING"}}}]"#).unwrap();
+/// let profile: Profile = serde_json::from_str(
+///     r#"{"traits": {"Contact": {"email": "old@b.c", "phone": "+1"}}}"#).unwrap();
+/// let patch: Patch = r#"{"traits": {"Contact": {"email": "new@b.c", "phone": null}}}"#.parse().unwrap();
+///
+/// let merged = merge(&profile, &patch, &schema).unwrap();
+/// assert_eq!(merged.to_value(), serde_json::json!({"traits": {"Contact": {"email": "new@b.c"}}}));
+///
+/// let unknown: Patch = r#"{"traits": {"Contact": {"fax": "1"}}}"#.parse().unwrap();
+/// assert!(merge(&profile, &unknown, &schema).is_err());
+/// ```
+pub fn merge(
+    profile: &Profile,
+    patch: &Patch,
+    schema: &StoreSchema,
+) -> Result<Profile, PatchError> {
+    schema.validate(patch)?;
+    let mut merged = profile.clone();
+    apply_validated(
+        &mut merged,
+        borrowed_changes(patch),
+        schema,
+        &mut ChangeLog::counting(),
+    );
+    Ok(merged)
+}
+
+/// Merges `patch` into `profile` in place, all or nothing, and returns the changes made.
+///
+/// Setting a trait to the value it already has is not a change, so an empty list means the
+/// profile did not change (a store write can be skipped).
+///
+/// # Errors
+///
+/// Every violation of [`StoreSchema::validate`]; then `profile` is untouched.
+///
+/// # Examples
+///
+/// ```
+/// use profile_traits::{merge_in_place, ChangeKind, Patch, Profile, StoreSchema, TraitValue};
+///
+/// let schema: StoreSchema = serde_json::from_str(r#"[{"displayName": "Contact", "traits": {
+///     "email": {"dataType": "STRING"}, "phone": {"dataType": "STRING"}}}]"#).unwrap();
+/// let mut profile: Profile = serde_json::from_str(r#"{"traits": {"Contact": {"email": "a@b.c"}}}"#).unwrap();
+/// let patch: Patch = r#"{"traits": {"Contact": {"email": "a@b.c", "phone": "+1"}}}"#.parse().unwrap();
+///
+/// let changes = merge_in_place(&mut profile, &patch, &schema).unwrap();
+/// assert_eq!(changes.len(), 1);
+/// assert_eq!(changes[0].trait_name(), "phone");
+/// assert_eq!(changes[0].kind(), &ChangeKind::Added { value: TraitValue::from("+1") });
+/// ```
+pub fn merge_in_place(
+    profile: &mut Profile,
+    patch: &Patch,
+    schema: &StoreSchema,
+) -> Result<Vec<Change>, PatchError> {
+    schema.validate(patch)?;
+    let mut changes = Vec::new();
+    apply_validated(
+        profile,
+        borrowed_changes(patch),
+        schema,
+        &mut ChangeLog::recording(&mut changes),
+    );
+    Ok(changes)
+}
+
+/// Merges `patch`, taken by value, into `profile` in place, all or nothing, and returns how
+/// many traits changed.
+///
+/// The patch's values are moved into the profile, not copied, and the name of a trait that
+/// already exists is not copied either: a patch that updates existing traits allocates
+/// nothing here. `0` means the profile did not change.
+///
+/// # Errors
+///
+/// Every violation of [`StoreSchema::validate`]; then `profile` is untouched.
+///
+/// # Examples
+///
+/// ```
+/// use profile_traits::{merge_in_place_owned, Patch, Profile, StoreSchema};
+///
+/// let schema: StoreSchema = serde_json::from_str(
+///     r#"[{"displayName": "Contact", "traits": {"email": {"dataType": "STRING"}}}]"#).unwrap();
+/// let mut profile = Profile::new();
+/// let patch: Patch = r#"{"traits": {"Contact": {"email": "a@b.c"}}}"#.parse().unwrap();
+/// assert_eq!(merge_in_place_owned(&mut profile, patch.clone(), &schema).unwrap(), 1);
+/// assert_eq!(merge_in_place_owned(&mut profile, patch, &schema).unwrap(), 0);
+/// ```
+pub fn merge_in_place_owned(
+    profile: &mut Profile,
+    patch: Patch,
+    schema: &StoreSchema,
+) -> Result<usize, PatchError> {
+    schema.validate(&patch)?;
+    let mut log = ChangeLog::counting();
+    let groups = patch.groups.into_iter().map(|group| {
+        let changes = group
+            .changes
+            .into_iter()
+            .map(|(name, change)| match change {
+                TraitChange::Set(value) => (Cow::Owned(name), Some(Cow::Owned(value))),
+                TraitChange::Remove => (Cow::Owned(name), None),
+            });
+        (Cow::Owned(group.name), changes)
+    });
+    apply_validated(profile, groups, schema, &mut log);
+    Ok(log.count)
+}
+
+/// One trait's change as [`apply_validated`] takes it: a name, and a value to set or `None`
+/// to remove.
+type NamedChange<'v> = (Cow<'v, str>, Option<Cow<'v, TraitValue>>);
+
+/// The changes of `patch` as borrowed names and values, to be cloned only where stored.
+fn borrowed_changes(
+    patch: &Patch,
+) -> impl Iterator<Item = (Cow<'_, str>, impl Iterator<Item = NamedChange<'_>>)> {
+    patch.groups.iter().map(|group| {
+        let changes = group.changes.iter().map(|(name, change)| match change {
+            TraitChange::Set(value) => (Cow::Borrowed(name.as_str()), Some(Cow::Borrowed(value))),
+            TraitChange::Remove => (Cow::Borrowed(name.as_str()), None),
+        });
+        (Cow::Borrowed(group.name.as_str()), changes)
+    })
+}
+
+/// Counts the changes a merge makes, and records them when asked to.
+struct ChangeLog<'c> {
+    count: usize,
+    changes: Option<&'c mut Vec<Change>>,
+}
+
+impl<'c> ChangeLog<'c> {
+    fn counting() -> Self {
+        ChangeLog {
+            count: 0,
+            changes: None,
+        }
+    }
+
+    fn recording(changes: &'c mut Vec<Change>) -> Self {
+        ChangeLog {
+            count: 0,
+            changes: Some(changes),
+        }
+    }
+
+    /// Notes one change; `kind` is only built when the change is recorded.
+    fn note(&mut self, group: &Name, name: &Name, kind: impl FnOnce() -> ChangeKind) {
+        self.count += 1;
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.push(Change {
+                group: group.clone(),
+                name: name.clone(),
+                kind: kind(),
+            });
+        }
+    }
+}
+
+/// Applies changes that [`StoreSchema::validate`] accepted, group by group.
+///
+/// Values come as `Cow`: owned ones are moved into the profile, borrowed ones cloned. A
+/// group shared with another profile is copied only when a change really touches it.
+fn apply_validated<'v, G, T>(
+    profile: &mut Profile,
+    groups: G,
+    schema: &StoreSchema,
+    log: &mut ChangeLog<'_>,
+) where
+    G: Iterator<Item = (Cow<'v, str>, T)>,
+    T: Iterator<Item = NamedChange<'v>>,
+{
+    for (group_name, changes) in groups {
+        let (group_key, definition) = schema
+            .resolve(&group_name)
+            .expect("validated: the schema declares every group of the patch");
+        let mut index = profile.groups.get_index_of(&*group_name);
+        for (name, change) in changes {
+            match change {
+                Some(value) => {
+                    let group_index = *index.get_or_insert_with(|| {
+                        let (new_index, _) = profile
+                            .groups
+                            .insert_full(group_key.clone(), Arc::new(TraitGroup::default()));
+                        new_index
+                    });
+                    let group = &mut profile.groups[group_index];
+                    match group.traits.get_index_of(&*name) {
+                        Some(slot) if group.traits[slot] == *value => {}
+                        Some(slot) => {
+                            let group = Arc::make_mut(group);
+                            let (key, stored) =
+                                group.traits.get_index_mut(slot).expect("index just found");
+                            let old = std::mem::replace(stored, value.into_owned());
+                            log.note(group_key, key, || ChangeKind::Updated {
+                                old,
+                                new: stored.clone(),
+                            });
+                        }
+                        None => {
+                            let (key, _) = definition
+                                .resolve(&name)
+                                .expect("validated: the group declares every trait of the patch");
+                            let group = Arc::make_mut(group);
+                            group.traits.insert(key.clone(), value.into_owned());
+                            let stored = &group.traits[group.traits.len() - 1];
+                            log.note(group_key, key, || ChangeKind::Added {
+                                value: stored.clone(),
+                            });
+                        }
+                    }
+                }
+                None => {
+                    let Some(group_index) = index else { continue };
+                    let group = &mut profile.groups[group_index];
+                    let Some(slot) = group.traits.get_index_of(&*name) else {
+                        continue;
+                    };
+                    let (key, old) = Arc::make_mut(group)
+                        .traits
+                        .shift_remove_index(slot)
+                        .expect("index just found");
+                    log.note(group_key, &key, || ChangeKind::Removed { old });
+                }
+            }
+        }
+        if let Some(group_index) = index
+            && profile.groups[group_index].is_empty()
+        {
+            profile.groups.shift_remove_index(group_index);
+        }
+    }
+}

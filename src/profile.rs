@@ -1,0 +1,280 @@
+//! The profile: its id, creation time, and trait groups of trait values.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
+
+use crate::id::ProfileId;
+use crate::names::{Name, NameMap, deserialize_unique_map};
+use crate::value::TraitValue;
+
+/// One trait group of a profile: trait names to values, in insertion order.
+///
+/// A group inside a [`Profile`] is never empty: a group left with no traits is dropped.
+///
+/// Equality compares the traits as a map, like JSON objects and `IndexMap`: two groups with
+/// the same traits in another order are equal. Order is still kept and serialized.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TraitGroup {
+    pub(crate) traits: NameMap<TraitValue>,
+}
+
+impl TraitGroup {
+    /// The value of the trait `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&TraitValue> {
+        self.traits.get(name)
+    }
+
+    /// Whether the trait `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.traits.contains_key(name)
+    }
+
+    /// The traits, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &TraitValue)> {
+        self.traits.iter().map(|(name, value)| (&**name, value))
+    }
+
+    /// The number of traits.
+    pub fn len(&self) -> usize {
+        self.traits.len()
+    }
+
+    /// Whether the group has no trait.
+    pub fn is_empty(&self) -> bool {
+        self.traits.is_empty()
+    }
+}
+
+impl Serialize for TraitGroup {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.traits.len()))?;
+        for (name, value) in &self.traits {
+            map.serialize_entry(&**name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TraitGroup {
+    /// Refuses a key that appears twice and values outside the trait value domain.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_unique_map(d).map(|traits| TraitGroup { traits })
+    }
+}
+
+/// A profile: the API's `{"id"?, "createdAt"?, "traits": {group: {trait: value}}}`.
+///
+/// Groups and traits keep insertion order. Groups are shared copy-on-write between a profile
+/// and the profiles [`merge`](crate::merge) makes from it, so an immutable merge copies only
+/// the groups it changes. Equality compares groups and traits as maps (order is not
+/// compared, as for JSON objects); the order is still kept and serialized.
+///
+/// A profile is not checked against a schema: it holds what the store holds. Patches are.
+///
+/// # Examples
+///
+/// ```
+/// use profile_traits::{Profile, TraitValue};
+///
+/// let mut profile: Profile = serde_json::from_str(
+///     r#"{"traits": {"Contact": {"email": "a@b.c"}}}"#,
+/// ).unwrap();
+/// profile.insert("Contact", "phone", TraitValue::from("+13175551234"));
+/// assert_eq!(profile.get("Contact", "email"), Some(&TraitValue::from("a@b.c")));
+/// assert_eq!(
+///     serde_json::to_string(&profile).unwrap(),
+///     r#"{"traits":{"Contact":{"email":"a@b.c","phone":"+13175551234"}}}"#
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Profile {
+    id: Option<ProfileId>,
+    created_at: Option<String>,
+    pub(crate) groups: NameMap<Arc<TraitGroup>>,
+}
+
+impl Profile {
+    /// An empty profile with no id.
+    pub fn new() -> Self {
+        Profile::default()
+    }
+
+    /// The profile's id, if known.
+    pub fn id(&self) -> Option<&ProfileId> {
+        self.id.as_ref()
+    }
+
+    /// Sets the profile's id.
+    pub fn set_id(&mut self, id: Option<ProfileId>) {
+        self.id = id;
+    }
+
+    /// When the profile was created, as the API's date-time string, if known.
+    pub fn created_at(&self) -> Option<&str> {
+        self.created_at.as_deref()
+    }
+
+    /// Sets the creation time (passed through as given).
+    pub fn set_created_at(&mut self, created_at: Option<String>) {
+        self.created_at = created_at;
+    }
+
+    /// The trait group `name`, if present.
+    pub fn group(&self, name: &str) -> Option<&TraitGroup> {
+        self.groups.get(name).map(|group| &**group)
+    }
+
+    /// The value of trait `name` in group `group`, if present.
+    pub fn get(&self, group: &str, name: &str) -> Option<&TraitValue> {
+        self.group(group)?.get(name)
+    }
+
+    /// The trait groups, in order; none is empty.
+    pub fn groups(&self) -> impl ExactSizeIterator<Item = (&str, &TraitGroup)> {
+        self.groups.iter().map(|(name, group)| (&**name, &**group))
+    }
+
+    /// The number of trait groups.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether the profile has no trait.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The number of traits over all groups.
+    pub fn trait_count(&self) -> usize {
+        self.groups.values().map(|group| group.len()).sum()
+    }
+
+    /// Sets trait `name` of `group` to `value`, without any schema check; returns the old
+    /// value.
+    ///
+    /// This is for building profiles, for example from a store. Requests go through
+    /// [`merge`](crate::merge), which checks them against the schema.
+    pub fn insert(&mut self, group: &str, name: &str, value: TraitValue) -> Option<TraitValue> {
+        let group = match self.groups.get_mut(group) {
+            Some(existing) => existing,
+            None => self.groups.entry(Name::from(group)).or_default(),
+        };
+        let group = Arc::make_mut(group);
+        match group.traits.get_mut(name) {
+            Some(slot) => Some(std::mem::replace(slot, value)),
+            None => {
+                group.traits.insert(Name::from(name), value);
+                None
+            }
+        }
+    }
+
+    /// Removes trait `name` of `group`, dropping the group if it is left empty; returns the
+    /// old value.
+    pub fn remove(&mut self, group: &str, name: &str) -> Option<TraitValue> {
+        let index = self.groups.get_index_of(group)?;
+        let traits = &mut Arc::make_mut(&mut self.groups[index]).traits;
+        let old = traits.shift_remove(name)?;
+        if traits.is_empty() {
+            self.groups.shift_remove_index(index);
+        }
+        Some(old)
+    }
+
+    /// The profile as a `serde_json::Value`.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a profile always serializes: its keys are strings")
+    }
+}
+
+impl Serialize for Profile {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = 1 + usize::from(self.id.is_some()) + usize::from(self.created_at.is_some());
+        let mut s = serializer.serialize_struct("Profile", fields)?;
+        if let Some(id) = &self.id {
+            s.serialize_field("id", id)?;
+        }
+        if let Some(created_at) = &self.created_at {
+            s.serialize_field("createdAt", created_at)?;
+        }
+        s.serialize_field("traits", &GroupsOut(&self.groups))?;
+        s.end()
+    }
+}
+
+struct GroupsOut<'a>(&'a NameMap<Arc<TraitGroup>>);
+
+impl Serialize for GroupsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, group) in self.0 {
+            map.serialize_entry(&**name, &**group)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    /// Refuses unknown members, duplicate keys, and values outside the trait value domain;
+    /// drops empty groups, so the result is in the one canonical form.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ProfileVisitor;
+
+        impl<'de> Visitor<'de> for ProfileVisitor {
+            type Value = Profile;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a profile object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Profile, A::Error> {
+                let mut profile = Profile::new();
+                let mut seen = [false; 3];
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "id" => 0,
+                        "createdAt" => 1,
+                        "traits" => 2,
+                        other => {
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["id", "createdAt", "traits"],
+                            ));
+                        }
+                    };
+                    if std::mem::replace(&mut seen[slot], true) {
+                        return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                    }
+                    match slot {
+                        0 => profile.id = map.next_value()?,
+                        1 => profile.created_at = map.next_value()?,
+                        _ => {
+                            let groups: NameMap<TraitGroup> = map.next_value_seed(UniqueGroups)?;
+                            profile.groups = groups
+                                .into_iter()
+                                .filter(|(_, group)| !group.is_empty())
+                                .map(|(name, group)| (name, Arc::new(group)))
+                                .collect();
+                        }
+                    }
+                }
+                Ok(profile)
+            }
+        }
+
+        d.deserialize_map(ProfileVisitor)
+    }
+}
+
+struct UniqueGroups;
+
+impl<'de> de::DeserializeSeed<'de> for UniqueGroups {
+    type Value = NameMap<TraitGroup>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        deserialize_unique_map(d)
+    }
+}
