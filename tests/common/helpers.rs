@@ -1,0 +1,1 @@
+//! Assertion and fixture helpers shared by the integration tests.

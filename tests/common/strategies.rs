@@ -1,0 +1,1 @@
+//! Proptest strategies: schemas, conforming profiles, valid and invalid patches.
