@@ -1,0 +1,111 @@
+//! Throughput of the merge paths against the `serde_json::Value` + `json-patch` baselines.
+//!
+//! Workload and baselines: `benches/data/BENCH.md`. One criterion group per patch size
+//! (`small`, `medium`, `large`) so that ours and the baselines run side by side; function
+//! names are stable so results compare across runs. Run with `cargo bench`.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use profile_traits::{Patch, Profile, StoreSchema, merge, merge_in_place_owned};
+use serde_json::Value;
+
+const SCHEMA: &str = include_str!("data/schema.json");
+const PROFILE: &str = include_str!("data/profile.json");
+const PATCHES: [(&str, &str); 3] = [
+    ("small", include_str!("data/patch_small.json")),
+    ("medium", include_str!("data/patch_medium.json")),
+    ("large", include_str!("data/patch_large.json")),
+];
+
+/// A profile that shares no group with any other, as a profile loaded from a store is.
+///
+/// `Profile::clone` shares groups copy-on-write, so a clone would make the in-place merge
+/// pay for copying the groups it touches.
+fn fresh_profile() -> Profile {
+    serde_json::from_str(PROFILE).expect("bench profile is valid")
+}
+
+fn bench_patch_size(c: &mut Criterion, size: &str, patch_json: &str) {
+    let schema: StoreSchema = serde_json::from_str(SCHEMA).expect("bench schema is valid");
+    let profile: Profile = serde_json::from_str(PROFILE).expect("bench profile is valid");
+    let patch: Patch = patch_json.parse().expect("bench patch parses");
+    schema.validate(&patch).expect("bench patch is valid");
+    let patch_bytes = patch_json.as_bytes();
+    let profile_value: Value = serde_json::from_str(PROFILE).expect("bench profile is JSON");
+    let patch_value: Value = serde_json::from_str(patch_json).expect("bench patch is JSON");
+
+    let mut group = c.benchmark_group(size);
+    group.throughput(Throughput::Elements(patch.len() as u64));
+
+    group.bench_function("b1_json_patch_in_place", |b| {
+        b.iter_batched(
+            || profile_value.clone(),
+            |mut target| {
+                json_patch::merge(&mut target, black_box(&patch_value));
+                target
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("b2_json_patch_from_bytes", |b| {
+        b.iter_batched(
+            || profile_value.clone(),
+            |mut target| {
+                let parsed: Value =
+                    serde_json::from_slice(black_box(patch_bytes)).expect("valid JSON");
+                json_patch::merge(&mut target, &parsed);
+                target
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("b3_json_patch_immutable", |b| {
+        b.iter(|| {
+            let mut target = black_box(&profile_value).clone();
+            json_patch::merge(&mut target, black_box(&patch_value));
+            target
+        })
+    });
+
+    group.bench_function("ours_in_place", |b| {
+        b.iter_batched(
+            || (fresh_profile(), patch.clone()),
+            |(mut target, patch)| {
+                merge_in_place_owned(&mut target, black_box(patch), &schema).expect("valid patch");
+                target
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("ours_from_bytes", |b| {
+        b.iter_batched(
+            fresh_profile,
+            |mut target| {
+                let parsed = Patch::from_slice(black_box(patch_bytes)).expect("valid patch");
+                merge_in_place_owned(&mut target, parsed, &schema).expect("valid patch");
+                target
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("ours_immutable", |b| {
+        b.iter(|| merge(black_box(&profile), black_box(&patch), &schema).expect("valid patch"))
+    });
+    group.bench_function("ours_validate", |b| {
+        b.iter(|| schema.validate(black_box(&patch)))
+    });
+    group.bench_function("ours_parse", |b| {
+        b.iter(|| Patch::from_slice(black_box(patch_bytes)))
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    for (size, patch_json) in PATCHES {
+        bench_patch_size(c, size, patch_json);
+    }
+}
+
+criterion_group!(merge_benches, benches);
+criterion_main!(merge_benches);
