@@ -1,0 +1,108 @@
+//! Command-line flags and environment variables.
+
+use std::path::PathBuf;
+
+/// The usage text printed by `--help` and on a bad flag.
+pub const USAGE: &str = "\
+usage: profile-service [options]
+
+  --schema FILE          the store's schema (ListTraitGroups JSON); default: the bundled service/schema.json
+  --port N               port on 127.0.0.1 (0 picks a free one); default 8080
+  --store-id ID          the one store served; default mem_store_00000000000000000000000000
+  --data-dir DIR         where the durable operation log lives; default ./profile-service-data
+  --in-memory            keep nothing on disk: NOT durable, everything is lost on exit
+  --account-sid SID      HTTP Basic user name; default $TWILIO_ACCOUNT_SID (required)
+  --auth-token TOKEN     HTTP Basic password; default $TWILIO_AUTH_TOKEN (required)
+  --max-body-bytes N     larger request bodies are refused with 400; default 1048576
+";
+
+/// The service's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The schema file, or `None` for the bundled one.
+    pub schema: Option<PathBuf>,
+    /// The port to listen on, on 127.0.0.1.
+    pub port: u16,
+    /// The one store id served.
+    pub store_id: String,
+    /// The directory of the durable log, or `None` in memory mode.
+    pub data_dir: Option<PathBuf>,
+    /// The HTTP Basic user name.
+    pub account_sid: String,
+    /// The HTTP Basic password.
+    pub auth_token: String,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// Reads the flags `args` (without the program name) and the environment through `env`.
+    ///
+    /// # Errors
+    ///
+    /// A message for an unknown flag, a missing or malformed value, or missing credentials;
+    /// `Err(None)` for `--help`.
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Option<String>> {
+        let mut schema = None;
+        let mut port = 8080;
+        let mut store_id = "mem_store_00000000000000000000000000".to_owned();
+        let mut data_dir = Some(PathBuf::from("profile-service-data"));
+        let mut in_memory = false;
+        let mut account_sid = None;
+        let mut auth_token = None;
+        let mut max_body_bytes = 1 << 20;
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            if flag == "--help" || flag == "-h" {
+                return Err(None);
+            }
+            if flag == "--in-memory" {
+                in_memory = true;
+                continue;
+            }
+            let value = args
+                .next()
+                .ok_or_else(|| Some(format!("`{flag}` needs a value")))?;
+            let number = |what: &str| format!("`{flag}`: `{value}` is not {what}");
+            match flag.as_str() {
+                "--schema" => schema = Some(PathBuf::from(value)),
+                "--port" => port = value.parse().map_err(|_| Some(number("a port")))?,
+                "--store-id" => store_id = value,
+                "--data-dir" => data_dir = Some(PathBuf::from(value)),
+                "--account-sid" => account_sid = Some(value),
+                "--auth-token" => auth_token = Some(value),
+                "--max-body-bytes" => {
+                    max_body_bytes = value.parse().map_err(|_| Some(number("a size")))?;
+                }
+                _ => return Err(Some(format!("unknown flag `{flag}`"))),
+            }
+        }
+        let account_sid = account_sid
+            .or_else(|| env("TWILIO_ACCOUNT_SID"))
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Some("no account SID: pass --account-sid or set TWILIO_ACCOUNT_SID".to_owned())
+            })?;
+        let auth_token = auth_token
+            .or_else(|| env("TWILIO_AUTH_TOKEN"))
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Some("no auth token: pass --auth-token or set TWILIO_AUTH_TOKEN".to_owned())
+            })?;
+        if in_memory {
+            data_dir = None;
+        }
+        Ok(Config {
+            schema,
+            port,
+            store_id,
+            data_dir,
+            account_sid,
+            auth_token,
+            max_body_bytes,
+        })
+    }
+}

@@ -1,0 +1,326 @@
+//! The profiles as applied, and the applier: it takes durable operations in log order and
+//! applies them, coalescing runs of patches to the same profile with [`Patch::compose`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, mpsc};
+
+use profile_traits::{Patch, Profile, ProfileId, StoreSchema, TraitChange, merge_in_place_owned};
+
+/// One accepted operation, in the order of the log.
+#[derive(Debug, Clone)]
+pub struct Op {
+    /// Its position in the log (assigned when it is written; 0 before).
+    pub seq: u64,
+    /// The profile it acts on.
+    pub profile: ProfileId,
+    /// What it does.
+    pub kind: OpKind,
+}
+
+/// What an operation does.
+#[derive(Debug, Clone)]
+pub enum OpKind {
+    /// Creates the profile with these traits (a patch merged into an empty profile).
+    Create {
+        /// The creation time, fixed when the request was accepted.
+        created_at: String,
+        /// The initial traits.
+        traits: Patch,
+    },
+    /// Merges a validated patch into the profile.
+    Patch(Patch),
+    /// Deletes the profile.
+    Delete,
+}
+
+/// The profiles of the store, as the applier has left them.
+pub type Profiles = HashMap<ProfileId, Profile>;
+
+/// Counters of what the applier did, for the logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Patches applied (each counted once, composed or not).
+    pub patches: u64,
+    /// Merges performed for them: fewer than `patches` when runs were coalesced.
+    pub merges: u64,
+}
+
+/// A run of patches to one profile, composed into one.
+struct Run {
+    composed: Patch,
+    parts: Vec<Patch>,
+    /// Groups in which `composed` removes a trait.
+    removing: HashSet<String>,
+}
+
+impl Run {
+    fn new(patch: Patch) -> Self {
+        let mut run = Run {
+            composed: Patch::new(),
+            parts: Vec::new(),
+            removing: HashSet::new(),
+        };
+        run.absorb(patch);
+        run
+    }
+
+    /// Whether merging `composed.compose(later)` gives exactly what merging `composed` then
+    /// `later` gives, trait order included.
+    ///
+    /// The one difference [`Patch::compose`] documents is order: a trait (or group) removed
+    /// by one patch and set again by a later one is appended at the end when they are merged
+    /// one by one, but keeps its place when merged composed. So a run is not extended by a
+    /// patch that sets anything in a group where the run removes something.
+    fn can_absorb(&self, later: &Patch) -> bool {
+        !later.iter().any(|(group, _, change)| {
+            matches!(change, TraitChange::Set(_)) && self.removing.contains(group)
+        })
+    }
+
+    fn absorb(&mut self, later: Patch) {
+        for (group, _, change) in later.iter() {
+            if matches!(change, TraitChange::Remove) && !self.removing.contains(group) {
+                self.removing.insert(group.to_owned());
+            }
+        }
+        self.composed = if self.parts.is_empty() {
+            later.clone()
+        } else {
+            self.composed.compose(&later)
+        };
+        self.parts.push(later);
+    }
+}
+
+/// Applies `ops` (in log order) to `profiles`, coalescing consecutive patches of one profile.
+///
+/// Operations on different profiles commute, so only the order per profile matters: a
+/// profile's pending run is merged before any create or delete of that profile, and at the
+/// end. The result is the one applying every operation one by one gives.
+pub fn apply_batch(profiles: &mut Profiles, ops: Vec<Op>, schema: &StoreSchema) -> Applied {
+    let mut applied = Applied::default();
+    let mut runs: HashMap<ProfileId, Run> = HashMap::new();
+    for op in ops {
+        match op.kind {
+            OpKind::Patch(patch) => match runs.get_mut(&op.profile) {
+                Some(run) if run.can_absorb(&patch) => run.absorb(patch),
+                Some(_) => {
+                    let run = runs.insert(op.profile.clone(), Run::new(patch));
+                    let run = run.expect("the run was just found");
+                    flush(profiles, &op.profile, run, schema, &mut applied);
+                }
+                None => {
+                    runs.insert(op.profile, Run::new(patch));
+                }
+            },
+            OpKind::Create { created_at, traits } => {
+                if let Some(run) = runs.remove(&op.profile) {
+                    flush(profiles, &op.profile, run, schema, &mut applied);
+                }
+                let mut profile = Profile::new();
+                if let Err(error) = merge_in_place_owned(&mut profile, traits, schema) {
+                    eprintln!("profile-service: create of {} skipped: {error}", op.profile);
+                }
+                profile.set_id(Some(op.profile.clone()));
+                profile.set_created_at(Some(created_at));
+                profiles.insert(op.profile, profile);
+            }
+            OpKind::Delete => {
+                if let Some(run) = runs.remove(&op.profile) {
+                    flush(profiles, &op.profile, run, schema, &mut applied);
+                }
+                profiles.remove(&op.profile);
+            }
+        }
+    }
+    for (id, run) in runs {
+        flush(profiles, &id, run, schema, &mut applied);
+    }
+    applied
+}
+
+/// Merges a run into its profile: composed in one merge, or (if the composition breaks a
+/// limit, which [`Patch::compose`] allows) one by one.
+fn flush(
+    profiles: &mut Profiles,
+    id: &ProfileId,
+    run: Run,
+    schema: &StoreSchema,
+    applied: &mut Applied,
+) {
+    // A patch accepted before its profile's delete was accepted has nothing left to change.
+    let Some(profile) = profiles.get_mut(id) else {
+        return;
+    };
+    applied.patches += run.parts.len() as u64;
+    if run.parts.len() > 1 {
+        let mut merged = profile.clone();
+        if merge_in_place_owned(&mut merged, run.composed, schema).is_ok() {
+            *profile = merged;
+            applied.merges += 1;
+            return;
+        }
+    }
+    for part in run.parts {
+        applied.merges += 1;
+        if let Err(error) = merge_in_place_owned(profile, part, schema) {
+            // Every patch was validated against this schema before it was accepted; this only
+            // happens if the schema file changed between runs.
+            eprintln!("profile-service: patch to {id} skipped: {error}");
+        }
+    }
+}
+
+/// Applies batches from `ops` as they come, draining what queued up meanwhile so that
+/// patches waiting for the same profile are coalesced.
+pub fn run_applier(
+    ops: mpsc::Receiver<Vec<Op>>,
+    profiles: Arc<RwLock<Profiles>>,
+    schema: Arc<StoreSchema>,
+) {
+    while let Ok(mut batch) = ops.recv() {
+        while let Ok(more) = ops.try_recv() {
+            batch.extend(more);
+        }
+        let mut profiles = profiles
+            .write()
+            .expect("the applier never panics holding the lock");
+        apply_batch(&mut profiles, batch, &schema);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> StoreSchema {
+        serde_json::from_str(include_str!("../schema.json")).unwrap()
+    }
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    fn random_patch(rng: &mut Rng) -> Patch {
+        let traits = [
+            ("Contact", "lastName"),
+            ("Contact", "city"),
+            ("Activity", "lastVisited"),
+            ("Activity", "vip"),
+            ("Preferences", "language"),
+        ];
+        let mut patch = Patch::new();
+        for _ in 0..=rng.below(3) {
+            let (group, name) = traits[rng.below(traits.len() as u64) as usize];
+            if rng.below(3) == 0 {
+                patch.remove(group, name);
+            } else if name == "vip" {
+                patch.set(group, name, rng.below(2) == 0);
+            } else {
+                patch.set(group, name, format!("v{}", rng.below(5)));
+            }
+        }
+        patch
+    }
+
+    fn random_ops(rng: &mut Rng, ids: &[ProfileId]) -> Vec<Op> {
+        let mut ops: Vec<Op> = ids
+            .iter()
+            .map(|id| Op {
+                seq: 0,
+                profile: id.clone(),
+                kind: OpKind::Create {
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                    traits: Patch::new(),
+                },
+            })
+            .collect();
+        for _ in 0..60 {
+            let profile = ids[rng.below(ids.len() as u64) as usize].clone();
+            let kind = match rng.below(30) {
+                0 => OpKind::Delete,
+                1 => OpKind::Create {
+                    created_at: "2026-01-02T00:00:00Z".into(),
+                    traits: random_patch(rng),
+                },
+                _ => OpKind::Patch(random_patch(rng)),
+            };
+            ops.push(Op {
+                seq: 0,
+                profile,
+                kind,
+            });
+        }
+        ops
+    }
+
+    fn as_json(profiles: &Profiles) -> Vec<(String, String)> {
+        let mut out: Vec<_> = profiles
+            .iter()
+            .map(|(id, p)| (id.to_string(), serde_json::to_string(p).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn coalesced_batch_equals_one_by_one_including_order() {
+        let schema = schema();
+        let ids: Vec<ProfileId> = (0..3).map(ProfileId::from_bits).collect();
+        let mut coalesced_any = false;
+        for seed in 1..400 {
+            let ops = random_ops(&mut Rng(seed), &ids);
+            let mut one_by_one = Profiles::new();
+            for op in ops.clone() {
+                apply_batch(&mut one_by_one, vec![op], &schema);
+            }
+            let mut batched = Profiles::new();
+            let applied = apply_batch(&mut batched, ops, &schema);
+            coalesced_any |= applied.merges < applied.patches;
+            assert_eq!(as_json(&batched), as_json(&one_by_one), "seed {seed}");
+        }
+        assert!(coalesced_any);
+    }
+
+    #[test]
+    fn removed_then_set_again_is_not_coalesced() {
+        let schema = schema();
+        let id = ProfileId::from_bits(1);
+        let create = |traits: &str| OpKind::Create {
+            created_at: "2026-01-01T00:00:00Z".into(),
+            traits: traits.parse().unwrap(),
+        };
+        let patch = |p: &str| OpKind::Patch(p.parse().unwrap());
+        let ops = [
+            create(r#"{"traits": {"Contact": {"city": "Paris", "lastName": "Doe"}}}"#),
+            patch(r#"{"traits": {"Contact": {"city": null}}}"#),
+            patch(r#"{"traits": {"Contact": {"city": "Rome"}}}"#),
+        ]
+        .map(|kind| Op {
+            seq: 0,
+            profile: id.clone(),
+            kind,
+        });
+        let mut profiles = Profiles::new();
+        let applied = apply_batch(&mut profiles, ops.to_vec(), &schema);
+        assert_eq!(
+            applied,
+            Applied {
+                patches: 2,
+                merges: 2
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&profiles[&id]).unwrap(),
+            r#"{"id":"mem_profile_00000000000000000000000001","createdAt":"2026-01-01T00:00:00Z","traits":{"Contact":{"lastName":"Doe","city":"Rome"}}}"#
+        );
+    }
+}
