@@ -547,8 +547,10 @@ impl<'de> ObjectHandler<'de> for Groups<'_> {
     fn handle<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<GroupChanges>, A::Error> {
         let state = self.state;
         let mut groups: Vec<GroupChanges> = Vec::new();
+        // Names whose value was refused: seen all the same, so a repetition is still reported.
+        let mut refused: Vec<Cow<'de, str>> = Vec::new();
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            if groups.iter().any(|g| g.name == name) {
+            if groups.iter().any(|g| g.name == name) || refused.contains(&name) {
                 state.violation(
                     ViolationKind::DuplicateKey,
                     group_pointer(&name),
@@ -568,11 +570,14 @@ impl<'de> ObjectHandler<'de> for Groups<'_> {
                     name: name.into_owned(),
                     changes,
                 }),
-                Err(found) => state.violation(
-                    ViolationKind::NotAnObject,
-                    group_pointer(&name),
-                    format_args!("expected an object, found {found}"),
-                ),
+                Err(found) => {
+                    state.violation(
+                        ViolationKind::NotAnObject,
+                        group_pointer(&name),
+                        format_args!("expected an object, found {found}"),
+                    );
+                    refused.push(name);
+                }
             }
         }
         Ok(groups)
@@ -591,8 +596,10 @@ impl<'de> ObjectHandler<'de> for Traits<'_, '_> {
     fn handle<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Output, A::Error> {
         let Traits { state, group } = self;
         let mut changes: Vec<(String, TraitChange)> = Vec::new();
+        // Names whose value was refused: seen all the same, so a repetition is still reported.
+        let mut refused: Vec<Cow<'de, str>> = Vec::new();
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            if changes.iter().any(|(n, _)| *n == name) {
+            if changes.iter().any(|(n, _)| *n == name) || refused.contains(&name) {
                 state.violation(
                     ViolationKind::DuplicateKey,
                     trait_pointer(group, &name),
@@ -607,16 +614,22 @@ impl<'de> ObjectHandler<'de> for Traits<'_, '_> {
             match value {
                 ParsedValue::Value(value) => changes.push((name.into_owned(), TraitChange::Set(value))),
                 ParsedValue::Null => changes.push((name.into_owned(), TraitChange::Remove)),
-                ParsedValue::Invalid(found, None) => state.violation(
-                    ViolationKind::InvalidValue,
-                    trait_pointer(group, &name),
-                    format_args!("expected a string, number, boolean, flat array of those, or null, found {found}"),
-                ),
-                ParsedValue::Invalid(found, Some(index)) => state.violation(
-                    ViolationKind::InvalidValue,
-                    pointer(["traits", group, &name, &index.to_string()]),
-                    format_args!("expected a string, number or boolean, found {found}"),
-                ),
+                ParsedValue::Invalid(found, None) => {
+                    state.violation(
+                        ViolationKind::InvalidValue,
+                        trait_pointer(group, &name),
+                        format_args!("expected a string, number, boolean, flat array of those, or null, found {found}"),
+                    );
+                    refused.push(name);
+                }
+                ParsedValue::Invalid(found, Some(index)) => {
+                    state.violation(
+                        ViolationKind::InvalidValue,
+                        pointer(["traits", group, &name, &index.to_string()]),
+                        format_args!("expected a string, number or boolean, found {found}"),
+                    );
+                    refused.push(name);
+                }
             }
         }
         Ok(changes)
