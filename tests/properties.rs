@@ -1,0 +1,497 @@
+//! The merge laws of SPEC.md section 5, one property test per law, and a model test that
+//! runs random patch sequences against a deliberately naive model.
+//!
+//! 256 cases per law by default; `PROPTEST_CASES=10000` for the long run. Failing seeds are
+//! kept in `proptest-regressions/properties.txt`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::strategies::{
+    Doc, any_patch_doc, case, case2, config, invalid_patch_doc, profile, schema,
+};
+use profile_traits::{
+    ChangeKind, Patch, PatchError, Profile, StoreSchema, TraitChange, ViolationKind, merge,
+    merge_in_place, merge_in_place_owned,
+};
+use proptest::prelude::*;
+use serde_json::Value;
+
+const REGRESSIONS: &str = "proptest-regressions/properties.txt";
+
+/// The profile's JSON text: unlike `==`, it shows the order of groups and traits.
+fn text(profile: &Profile) -> String {
+    serde_json::to_string(profile).expect("a profile serializes")
+}
+
+/// The names of groups and traits, in order.
+fn layout(profile: &Profile) -> Vec<(String, Vec<String>)> {
+    profile
+        .groups()
+        .map(|(g, group)| {
+            (
+                g.to_owned(),
+                group.iter().map(|(t, _)| t.to_owned()).collect(),
+            )
+        })
+        .collect()
+}
+
+fn merged(profile: &Profile, patch: &Patch, schema: &StoreSchema) -> Profile {
+    merge(profile, patch, schema).expect("generated valid patches merge")
+}
+
+/// A schema, a conforming profile, and a patch document that is invalid for the schema.
+fn invalid_case() -> impl Strategy<Value = (StoreSchema, Profile, Doc)> {
+    schema().prop_flat_map(|s| (Just(s.clone()), profile(&s), invalid_patch_doc(&s)))
+}
+
+/// A schema, a conforming profile, and a patch document that may be valid or not.
+fn mixed_case() -> impl Strategy<Value = (StoreSchema, Profile, (Doc, bool))> {
+    schema().prop_flat_map(|s| (Just(s.clone()), profile(&s), any_patch_doc(&s)))
+}
+
+/// Law 1 checked on one merge: every trait and group the patch does not name keeps its
+/// value, and everything that was there and still is keeps its place, ahead of what the
+/// patch added.
+fn check_untouched(before: &Profile, patch: &Patch, after: &Profile) -> Result<(), TestCaseError> {
+    for (g, group) in before.groups() {
+        for (t, value) in group.iter() {
+            if patch.get(g, t).is_none() {
+                prop_assert_eq!(after.get(g, t), Some(value), "trait {}/{}", g, t);
+            }
+        }
+    }
+    for (g, group) in after.groups() {
+        let names: Vec<&str> = group.iter().map(|(t, _)| t).collect();
+        let kept: Vec<&str> = before
+            .group(g)
+            .map(|old| {
+                old.iter()
+                    .map(|(t, _)| t)
+                    .filter(|t| group.contains(t))
+                    .collect()
+            })
+            .unwrap_or_default();
+        prop_assert_eq!(
+            &names[..kept.len()],
+            &kept[..],
+            "trait order in group {}",
+            g
+        );
+    }
+    let groups: Vec<&str> = after.groups().map(|(g, _)| g).collect();
+    let kept: Vec<&str> = before
+        .groups()
+        .map(|(g, _)| g)
+        .filter(|g| after.group(g).is_some())
+        .collect();
+    prop_assert_eq!(&groups[..kept.len()], &kept[..], "group order");
+    prop_assert_eq!(after.id(), before.id());
+    prop_assert_eq!(after.created_at(), before.created_at());
+    Ok(())
+}
+
+/// Laws 2 and 3 checked on one merge.
+fn check_named(patch: &Patch, after: &Profile) -> Result<(), TestCaseError> {
+    for (g, t, change) in patch.iter() {
+        match change {
+            TraitChange::Set(value) => prop_assert_eq!(after.get(g, t), Some(value)),
+            TraitChange::Remove => prop_assert_eq!(after.get(g, t), None),
+        }
+    }
+    prop_assert!(after.groups().all(|(_, group)| !group.is_empty()));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(REGRESSIONS))]
+
+    /// Law 1: every trait and group the patch does not name keeps its value and its
+    /// position; the traits and groups that stay keep their order, new ones come after.
+    #[test]
+    fn untouched_traits_keep_value_and_position((schema, profile, patch) in case()) {
+        let after = merged(&profile, &patch, &schema);
+        check_untouched(&profile, &patch, &after)?;
+    }
+
+    /// Law 2: every trait the patch sets equals the patch's value after the merge.
+    #[test]
+    fn set_traits_equal_the_patch_value((schema, profile, patch) in case()) {
+        let after = merged(&profile, &patch, &schema);
+        for (g, t, change) in patch.iter() {
+            if let TraitChange::Set(value) = change {
+                prop_assert_eq!(after.get(g, t), Some(value));
+            }
+        }
+    }
+
+    /// Law 3: every trait the patch sets to `null` is absent after the merge, and no group
+    /// is left empty.
+    #[test]
+    fn removed_traits_are_absent((schema, profile, patch) in case()) {
+        let after = merged(&profile, &patch, &schema);
+        for (g, t, change) in patch.iter() {
+            if *change == TraitChange::Remove {
+                prop_assert_eq!(after.get(g, t), None);
+            }
+        }
+        prop_assert!(after.groups().all(|(_, group)| !group.is_empty()));
+    }
+
+    /// Law 4: idempotence, merging a patch twice equals merging it once (order included),
+    /// and the second in-place merge reports no change.
+    #[test]
+    fn merging_twice_equals_merging_once((schema, profile, patch) in case()) {
+        let once = merged(&profile, &patch, &schema);
+        let twice = merged(&once, &patch, &schema);
+        prop_assert_eq!(&twice, &once);
+        prop_assert_eq!(text(&twice), text(&once));
+        let mut again = once.clone();
+        let changes = merge_in_place(&mut again, &patch, &schema).expect("valid patch");
+        prop_assert!(changes.is_empty(), "second merge changed {:?}", changes);
+    }
+
+    /// Law 5: a rejected patch changes nothing (by `merge_in_place`, `merge_in_place_owned`
+    /// or `merge`), and every reported pointer resolves to a place in the patch JSON.
+    #[test]
+    fn rejected_patch_changes_nothing((schema, profile, doc) in invalid_case()) {
+        let json = doc.to_json();
+        let value: Value = serde_json::from_str(&json).expect("generated documents are JSON");
+        let error = match json.parse::<Patch>() {
+            Err(error) => error,
+            Ok(patch) => {
+                let mut target = profile.clone();
+                let error = merge_in_place(&mut target, &patch, &schema)
+                    .expect_err("an invalid patch is rejected");
+                prop_assert_eq!(text(&target), text(&profile));
+                let mut owned = profile.clone();
+                let owned_error = merge_in_place_owned(&mut owned, patch.clone(), &schema);
+                prop_assert_eq!(owned_error, Err(error.clone()));
+                prop_assert_eq!(text(&owned), text(&profile));
+                prop_assert_eq!(merge(&profile, &patch, &schema), Err(error.clone()));
+                error
+            }
+        };
+        prop_assert!(!error.violations().is_empty());
+        for violation in error.violations() {
+            prop_assert!(
+                value.pointer(violation.pointer()).is_some(),
+                "pointer {:?} of {:?} does not resolve in {}",
+                violation.pointer(), violation.kind(), json
+            );
+            prop_assert!(violation.message().starts_with('`') || violation.pointer().is_empty());
+        }
+    }
+
+    /// Law 6: composition, merging `a` then `b` equals merging `a.compose(&b)`, whenever the
+    /// composition is itself a valid patch. Values compare as maps; positions are compared
+    /// too, except for the documented case of a trait that `a` removes and `b` sets again,
+    /// and for groups that `a` creates, empties or names without effect (their place
+    /// depends on the profile, which `compose` does not see).
+    #[test]
+    fn merging_a_then_b_equals_merging_their_composition((schema, profile, a, b) in case2()) {
+        let composed = a.compose(&b);
+        if let Err(error) = schema.validate(&composed) {
+            prop_assert!(error.violations().iter().all(|v| v.kind() == ViolationKind::LimitExceeded));
+            return Ok(());
+        }
+        let after_a = merged(&profile, &a, &schema);
+        let one_by_one = merged(&after_a, &b, &schema);
+        let at_once = merged(&profile, &composed, &schema);
+        prop_assert_eq!(&at_once, &one_by_one);
+
+        let moved: BTreeSet<(&str, &str)> = b
+            .iter()
+            .filter(|(g, t, change)| {
+                matches!(change, TraitChange::Set(_)) && a.get(g, t) == Some(&TraitChange::Remove)
+            })
+            .map(|(g, t, _)| (g, t))
+            .collect();
+        for (g, group) in one_by_one.groups() {
+            let order = |group: &profile_traits::TraitGroup| -> Vec<String> {
+                group
+                    .iter()
+                    .filter(|(t, _)| !moved.contains(&(g, *t)))
+                    .map(|(t, _)| t.to_owned())
+                    .collect()
+            };
+            let composed_group = at_once.group(g).expect("equal profiles have the same groups");
+            prop_assert_eq!(order(group), order(composed_group), "trait order in group {}", g);
+        }
+        let stable = |p: &Profile| -> Vec<String> {
+            p.groups()
+                .map(|(g, _)| g)
+                .filter(|g| profile.group(g).is_some() && after_a.group(g).is_some())
+                .map(str::to_owned)
+                .collect()
+        };
+        prop_assert_eq!(stable(&at_once), stable(&one_by_one), "group order");
+    }
+
+    /// Law 7: agreement with RFC 7396, for every valid patch, the merged profile's JSON
+    /// equals JSON Merge Patch (`json_patch::merge`) of the profile's JSON with the patch's
+    /// JSON, with empty groups dropped.
+    #[test]
+    fn merge_agrees_with_rfc_7396((schema, profile, patch) in case()) {
+        let after = merged(&profile, &patch, &schema);
+        let mut expected = profile.to_value();
+        json_patch::merge(&mut expected, &patch.to_value());
+        if let Some(Value::Object(groups)) = expected.get_mut("traits") {
+            groups.retain(|_, group| group.as_object().is_none_or(|traits| !traits.is_empty()));
+        }
+        prop_assert_eq!(after.to_value(), expected);
+    }
+
+    /// Law 8: round trips, a profile, a patch and a schema survive serialization to JSON
+    /// text and back unchanged, order included.
+    #[test]
+    fn profile_patch_and_schema_round_trip((schema, profile, patch) in case()) {
+        let profile_json = text(&profile);
+        let profile_back: Profile = serde_json::from_str(&profile_json).expect("profile parses");
+        prop_assert_eq!(&profile_back, &profile);
+        prop_assert_eq!(text(&profile_back), profile_json);
+
+        let patch_json = serde_json::to_string(&patch).expect("patch serializes");
+        let patch_back: Patch = patch_json.parse().expect("patch parses");
+        prop_assert_eq!(&patch_back, &patch);
+        let patch_back: Patch = serde_json::from_str(&patch_json).expect("patch deserializes");
+        prop_assert_eq!(&patch_back, &patch);
+
+        let schema_json = serde_json::to_string(&schema).expect("schema serializes");
+        let schema_back: StoreSchema = serde_json::from_str(&schema_json).expect("schema parses");
+        prop_assert_eq!(&schema_back, &schema);
+        prop_assert_eq!(serde_json::to_string(&schema_back).expect("serializes"), schema_json);
+    }
+
+    /// Law 9: the change list, applied to the old profile, gives the new one (so does the
+    /// patch `Patch::from_changes` makes of it); `Patch::undo` gives back the old one; and
+    /// the list is empty exactly when the profile did not change.
+    #[test]
+    fn change_list_replays_and_undoes_the_merge((schema, profile, patch) in case()) {
+        let mut after = profile.clone();
+        let changes = merge_in_place(&mut after, &patch, &schema).expect("valid patch");
+
+        let mut replayed = profile.clone();
+        for change in &changes {
+            let (g, t) = (change.group(), change.trait_name());
+            match change.kind() {
+                ChangeKind::Added { value } => {
+                    prop_assert_eq!(replayed.insert(g, t, value.clone()), None);
+                }
+                ChangeKind::Updated { old, new } => {
+                    prop_assert_ne!(old, new);
+                    prop_assert_eq!(replayed.insert(g, t, new.clone()), Some(old.clone()));
+                }
+                ChangeKind::Removed { old } => {
+                    prop_assert_eq!(replayed.remove(g, t), Some(old.clone()));
+                }
+            }
+        }
+        prop_assert_eq!(text(&replayed), text(&after));
+
+        let redo = Patch::from_changes(&changes);
+        prop_assert_eq!(text(&merged(&profile, &redo, &schema)), text(&after));
+        let undo = Patch::undo(&changes);
+        prop_assert_eq!(&merged(&after, &undo, &schema), &profile);
+
+        prop_assert_eq!(changes.is_empty(), after == profile);
+        prop_assert_eq!(changes.is_empty(), text(&after) == text(&profile));
+    }
+
+    /// Law 10: the in-place forms and `merge` agree (same profile, order included, same
+    /// error), the owned form counts the changes the borrowed one lists, and validation
+    /// alone accepts exactly the patches that `merge` accepts.
+    #[test]
+    fn in_place_merge_and_validation_agree_with_merge((schema, profile, (doc, valid)) in mixed_case()) {
+        let patch = match doc.to_json().parse::<Patch>() {
+            Ok(patch) => patch,
+            Err(_) => {
+                prop_assert!(!valid, "a generated valid patch failed to parse");
+                return Ok(());
+            }
+        };
+        let validated = schema.validate(&patch);
+        let result = merge(&profile, &patch, &schema);
+        let mut in_place = profile.clone();
+        let changes = merge_in_place(&mut in_place, &patch, &schema);
+        let mut owned = profile.clone();
+        let count = merge_in_place_owned(&mut owned, patch.clone(), &schema);
+        prop_assert_eq!(validated.is_ok(), valid);
+        match result {
+            Ok(after) => {
+                prop_assert_eq!(validated, Ok(()));
+                let changes = changes.expect("merge_in_place accepts what merge accepts");
+                prop_assert_eq!(count, Ok(changes.len()));
+                prop_assert_eq!(text(&in_place), text(&after));
+                prop_assert_eq!(text(&owned), text(&after));
+                check_untouched(&profile, &patch, &after)?;
+                check_named(&patch, &after)?;
+            }
+            Err(error) => {
+                prop_assert_eq!(validated, Err(error.clone()));
+                prop_assert_eq!(changes, Err(error.clone()));
+                prop_assert_eq!(count, Err(error));
+                prop_assert_eq!(text(&in_place), text(&profile));
+                prop_assert_eq!(text(&owned), text(&profile));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Model test
+// ---------------------------------------------------------------------------------------
+
+/// A deliberately naive profile: values in nested `BTreeMap`s, order in a `Vec`, updated
+/// straight from the patch document's JSON text.
+#[derive(Debug, Default, PartialEq)]
+struct Model {
+    values: BTreeMap<String, BTreeMap<String, Value>>,
+    order: Vec<(String, Vec<String>)>,
+}
+
+impl Model {
+    fn of(profile: &Profile) -> Model {
+        let mut model = Model::default();
+        for (g, group) in profile.groups() {
+            let mut names = Vec::new();
+            for (t, value) in group.iter() {
+                model
+                    .values
+                    .entry(g.to_owned())
+                    .or_default()
+                    .insert(t.to_owned(), Value::from(value.clone()));
+                names.push(t.to_owned());
+            }
+            model.order.push((g.to_owned(), names));
+        }
+        model
+    }
+
+    fn names(&mut self, group: &str) -> &mut Vec<String> {
+        if !self.order.iter().any(|(g, _)| g == group) {
+            self.order.push((group.to_owned(), Vec::new()));
+        }
+        let (_, names) = self
+            .order
+            .iter_mut()
+            .find(|(g, _)| g == group)
+            .expect("just added");
+        names
+    }
+
+    /// Applies a valid patch document; returns how many traits changed.
+    fn apply(&mut self, doc: &Doc) -> usize {
+        let Doc::Object(top) = doc else {
+            panic!("valid patches are objects")
+        };
+        let mut count = 0;
+        for (key, groups) in top {
+            assert_eq!(key, "traits");
+            let Doc::Object(groups) = groups else {
+                panic!("valid `traits` is an object")
+            };
+            for (g, traits) in groups {
+                let Doc::Object(traits) = traits else {
+                    panic!("valid groups are objects")
+                };
+                for (t, value) in traits {
+                    let Doc::Raw(json) = value else {
+                        panic!("values are raw JSON")
+                    };
+                    let value: Value = serde_json::from_str(json).expect("valid JSON");
+                    if value.is_null() {
+                        let removed = self.values.get_mut(g).and_then(|m| m.remove(t));
+                        if removed.is_some() {
+                            self.names(g).retain(|n| n != t);
+                            count += 1;
+                        }
+                        continue;
+                    }
+                    let old = self
+                        .values
+                        .entry(g.clone())
+                        .or_default()
+                        .insert(t.clone(), value.clone());
+                    match old {
+                        Some(old) if old == value => {}
+                        Some(_) => count += 1,
+                        None => {
+                            self.names(g).push(t.clone());
+                            count += 1;
+                        }
+                    }
+                }
+                if self.values.get(g).is_some_and(BTreeMap::is_empty) {
+                    self.values.remove(g);
+                    self.order.retain(|(name, _)| name != g);
+                }
+            }
+        }
+        count
+    }
+
+    fn matches(&self, profile: &Profile) -> bool {
+        *self == Model::of(profile)
+    }
+}
+
+fn model_case() -> impl Strategy<Value = (StoreSchema, Profile, Vec<(Doc, bool)>)> {
+    schema().prop_flat_map(|s| {
+        (
+            Just(s.clone()),
+            profile(&s),
+            proptest::collection::vec(any_patch_doc(&s), 1..=8),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(config(REGRESSIONS))]
+
+    /// Model: random sequences of valid and invalid patches, merged in place, keep the
+    /// profile equal (values and order) to a naive model that applies the valid ones and
+    /// ignores the rejected ones; the change counts agree.
+    #[test]
+    fn patch_sequences_match_a_naive_model((schema, mut profile, docs) in model_case()) {
+        let mut model = Model::of(&profile);
+        for (doc, valid) in docs {
+            let result = doc
+                .to_json()
+                .parse::<Patch>()
+                .and_then(|patch| merge_in_place(&mut profile, &patch, &schema));
+            match result {
+                Ok(changes) => {
+                    prop_assert!(valid, "an invalid patch was accepted: {}", doc.to_json());
+                    prop_assert_eq!(changes.len(), model.apply(&doc));
+                }
+                Err(error) => {
+                    prop_assert!(!valid, "a valid patch was rejected: {}", error);
+                    let _: &PatchError = &error;
+                }
+            }
+            prop_assert!(model.matches(&profile), "model {:?}\nprofile {}", model, text(&profile));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shrunk cases of seeds in proptest-regressions/properties.txt
+// ---------------------------------------------------------------------------------------
+
+/// Seed `81d000fa`: without `serde_json/float_roundtrip` the value came back as
+/// `-245806.6547734365`, one unit in the last place off, breaking law 8.
+#[test]
+fn float_trait_values_round_trip_exactly() {
+    let json = r#"{"traits":{"Amcdv":{"\u2029𖩠":-245806.65477343646}}}"#;
+    let profile: Profile = serde_json::from_str(json).unwrap();
+    let expected = serde_json::Number::from_f64(-245806.65477343646).unwrap();
+    assert_eq!(
+        profile.get("Amcdv", "\u{2029}𖩠"),
+        Some(&profile_traits::TraitValue::Number(expected))
+    );
+    let back: Profile = serde_json::from_str(&text(&profile)).unwrap();
+    assert_eq!(back, profile);
+}
