@@ -235,6 +235,10 @@ async fn read_json_body(app: &App, headers: &HeaderMap, body: Body) -> Result<By
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > app.max_body_bytes as u64) {
+        // Read (and drop) a bounded amount of what the client is sending, so that it is not
+        // cut off mid-write and can read the answer.
+        let drain_limit = app.max_body_bytes.saturating_mul(16).max(1 << 20);
+        let _ = axum::body::to_bytes(body, drain_limit).await;
         return Err(too_large());
     }
     axum::body::to_bytes(body, app.max_body_bytes)

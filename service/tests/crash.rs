@@ -1,0 +1,286 @@
+//! "Accepted" means durable: patches from concurrent clients, the service killed with SIGKILL
+//! mid-stream, restarted; every profile must equal the sequential merge of the patches that
+//! got a 202 (per profile, in acceptance order), each applied exactly once.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Client, STORE, Server, profile_path, temp_dir, wait_for};
+use profile_traits::{Patch, Profile, StoreSchema, merge};
+
+const CLIENTS: usize = 8;
+const KILL_AFTER_ACCEPTED: usize = 240;
+const MAX_PER_CLIENT: usize = 5_000;
+
+fn schema() -> StoreSchema {
+    serde_json::from_str(include_str!("../schema.json")).unwrap()
+}
+
+/// The `i`-th patch of client `c`: sets, replacements and removals over three groups, so
+/// that order of application is visible in the result.
+fn patch_body(c: usize, i: usize) -> String {
+    let mut contact = vec![format!(r#""lastName": "c{c}-{i}""#)];
+    match i % 4 {
+        0 => contact.push(r#""city": null"#.to_owned()),
+        1 => contact.push(format!(r#""city": "city-{i}""#)),
+        _ => {}
+    }
+    let activity = if i.is_multiple_of(5) {
+        r#""vip": null"#.to_owned()
+    } else {
+        format!(r#""visitCount": {i}, "vip": {}"#, i.is_multiple_of(2))
+    };
+    let preferences = format!(r#""channels": ["sms", "c{c}", "n{}"]"#, i % 7);
+    format!(
+        r#"{{"traits": {{"Contact": {{{}}}, "Activity": {{{activity}}}, "Preferences": {{{preferences}}}}}}}"#,
+        contact.join(", ")
+    )
+}
+
+/// What one client saw: the patches answered 202, in order, and the one in flight when the
+/// connection broke (it may or may not have been made durable).
+struct Outcome {
+    profile: String,
+    created_with: String,
+    accepted: Vec<String>,
+    in_flight: Option<String>,
+}
+
+fn run_client(
+    client: Client,
+    c: usize,
+    profile: String,
+    created_with: String,
+    total: Arc<AtomicUsize>,
+) -> Outcome {
+    let mut accepted = Vec::new();
+    for i in 0..MAX_PER_CLIENT {
+        let body = patch_body(c, i);
+        match client.patch(&profile_path(&profile), &body) {
+            Ok(response) => {
+                assert_eq!(response.status, 202, "{}", response.body);
+                assert_eq!(
+                    response.json(),
+                    serde_json::json!({"message": "Trait modifications accepted for processing."})
+                );
+                accepted.push(body);
+                total.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(_) => {
+                return Outcome {
+                    profile,
+                    created_with,
+                    accepted,
+                    in_flight: Some(body),
+                };
+            }
+        }
+    }
+    Outcome {
+        profile,
+        created_with,
+        accepted,
+        in_flight: None,
+    }
+}
+
+/// The traits of `profile` as the service answers them, in its order.
+fn traits_of(client: &Client, id: &str) -> String {
+    let response = client.get(&profile_path(id)).unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+    let mut profile: Profile = serde_json::from_str(&response.body).unwrap();
+    assert_eq!(profile.id().map(|i| i.as_str()), Some(id));
+    assert!(profile.created_at().is_some());
+    profile.set_id(None);
+    profile.set_created_at(None);
+    serde_json::to_string(&profile).unwrap()
+}
+
+/// The sequential merge of `patches` into an empty profile, in order, as JSON.
+fn sequential(schema: &StoreSchema, patches: &[&str]) -> String {
+    let mut profile = Profile::new();
+    for body in patches {
+        let patch = Patch::from_slice(body.as_bytes()).unwrap();
+        profile = merge(&profile, &patch, schema).unwrap();
+    }
+    serde_json::to_string(&profile).unwrap()
+}
+
+fn create_profiles(client: &Client) -> Vec<(String, String)> {
+    (0..CLIENTS)
+        .map(|c| {
+            let body = format!(
+                r#"{{"traits": {{"Contact": {{"firstName": "client{c}", "city": "start"}}, "Activity": {{"vip": true}}}}}}"#
+            );
+            let response = client
+                .post(&format!("/v1/Stores/{STORE}/Profiles"), &body)
+                .unwrap();
+            assert_eq!(response.status, 202, "{}", response.body);
+            let id = response.json()["id"].as_str().unwrap().to_owned();
+            (id, body)
+        })
+        .collect()
+}
+
+/// Checks every profile against its outcome; an in-flight patch found applied is moved to
+/// the accepted ones. Returns how many in-flight patches turned out to be durable.
+fn check(client: &Client, schema: &StoreSchema, outcomes: &mut [Outcome]) -> usize {
+    let mut durable_in_flight = 0;
+    for outcome in outcomes {
+        let mut patches: Vec<&str> = vec![&outcome.created_with];
+        patches.extend(outcome.accepted.iter().map(String::as_str));
+        let without = sequential(schema, &patches);
+        let actual = traits_of(client, &outcome.profile);
+        let in_flight = outcome.in_flight.take();
+        if actual == without {
+            continue;
+        }
+        let with = in_flight.as_deref().map(|p| {
+            patches.push(p);
+            sequential(schema, &patches)
+        });
+        assert_eq!(
+            Some(&actual),
+            with.as_ref(),
+            "profile {} is neither the merge of its {} accepted patches ({without}) nor that plus the one in flight",
+            outcome.profile,
+            outcome.accepted.len(),
+        );
+        outcome.accepted.extend(in_flight);
+        durable_in_flight += 1;
+    }
+    durable_in_flight
+}
+
+#[test]
+fn sigkill_mid_stream_loses_no_accepted_patch_and_applies_each_once() {
+    let schema = schema();
+    let dir = temp_dir("crash");
+    let server = Server::start(&dir);
+    assert_eq!(server.replayed(), 0);
+    let client = server.client();
+    let profiles = create_profiles(&client);
+
+    let total = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = profiles
+        .into_iter()
+        .enumerate()
+        .map(|(c, (id, created_with))| {
+            let client = client.clone();
+            let total = Arc::clone(&total);
+            std::thread::spawn(move || run_client(client, c, id, created_with, total))
+        })
+        .collect();
+    wait_for("enough accepted patches", Duration::from_secs(120), || {
+        (total.load(Ordering::SeqCst) >= KILL_AFTER_ACCEPTED).then_some(())
+    });
+    server.kill();
+    let outcomes: Vec<Outcome> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(
+        outcomes.iter().all(|o| o.in_flight.is_some()),
+        "every client was cut off mid-stream"
+    );
+    let accepted: usize = outcomes.iter().map(|o| o.accepted.len()).sum();
+
+    let server = Server::start(&dir);
+    let client = server.client();
+    // Replay is synchronous: once the service listens, GET shows every durable operation.
+    let mut outcomes = outcomes;
+    let durable_in_flight = check(&client, &schema, &mut outcomes);
+    eprintln!(
+        "accepted {accepted} patches before SIGKILL; {durable_in_flight} in-flight patches were durable"
+    );
+    // Exactly once: the log holds each create and each accepted patch one time, plus the
+    // in-flight patches that reached the disk before the kill.
+    assert_eq!(server.replayed(), CLIENTS + accepted + durable_in_flight);
+
+    // The service goes on accepting after recovery, and a second SIGKILL loses nothing.
+    for (c, outcome) in outcomes.iter_mut().enumerate() {
+        let body = patch_body(c, 100_000);
+        let response = client
+            .patch(&profile_path(&outcome.profile), &body)
+            .unwrap();
+        assert_eq!(response.status, 202, "{}", response.body);
+        outcome.accepted.push(body);
+    }
+    server.kill();
+    let server = Server::start(&dir);
+    assert_eq!(check(&server.client(), &schema, &mut outcomes), 0);
+    assert_eq!(
+        server.replayed(),
+        CLIENTS + accepted + durable_in_flight + CLIENTS
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_torn_last_record_is_cut_and_the_rest_kept() {
+    let schema = schema();
+    let dir = temp_dir("torn");
+    let server = Server::start(&dir);
+    let client = server.client();
+    let profiles = create_profiles(&client);
+    let (id, created_with) = &profiles[0];
+    let body = patch_body(0, 1);
+    assert_eq!(client.patch(&profile_path(id), &body).unwrap().status, 202);
+    server.kill();
+
+    // A crash in the middle of a write leaves a record's beginning: a length, a checksum,
+    // part of the payload.
+    let log = dir.join("operations.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let torn = [200u8, 0, 0, 0, 1, 2, 3, 4, b'{', b'"'];
+    bytes.extend_from_slice(&torn);
+    std::fs::write(&log, &bytes).unwrap();
+
+    let server = Server::start(&dir);
+    assert_eq!(server.torn_bytes(), torn.len());
+    assert_eq!(server.replayed(), CLIENTS + 1);
+    let client = server.client();
+    assert_eq!(
+        traits_of(&client, id),
+        sequential(&schema, &[created_with, &body])
+    );
+
+    let later = patch_body(0, 2);
+    assert_eq!(client.patch(&profile_path(id), &later).unwrap().status, 202);
+    server.kill();
+    let server = Server::start(&dir);
+    assert_eq!(server.torn_bytes(), 0);
+    assert_eq!(
+        traits_of(&server.client(), id),
+        sequential(&schema, &[created_with, &body, &later])
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn deletes_and_creates_survive_a_restart() {
+    let dir = temp_dir("delete");
+    let server = Server::start(&dir);
+    let client = server.client();
+    let profiles = create_profiles(&client);
+    let gone = &profiles[1].0;
+    assert_eq!(client.delete(&profile_path(gone)).unwrap().status, 202);
+    // A patch after the delete was accepted finds no profile.
+    let response = client
+        .patch(&profile_path(gone), &patch_body(1, 0))
+        .unwrap();
+    assert_eq!(response.status, 404, "{}", response.body);
+    server.kill();
+
+    let server = Server::start(&dir);
+    let client = server.client();
+    assert_eq!(client.get(&profile_path(gone)).unwrap().status, 404);
+    assert_eq!(
+        client.get(&profile_path(&profiles[0].0)).unwrap().status,
+        200
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
