@@ -403,9 +403,17 @@ impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match ParsedScalar::deserialize(d)? {
             ParsedScalar::Scalar(scalar) => Ok(scalar),
-            ParsedScalar::Invalid(found) => Err(de::Error::custom(format_args!(
-                "expected a string, number or boolean, found {found}"
-            ))),
+            ParsedScalar::Invalid(found) => {
+                // Alone, a scalar's array is not nested in anything.
+                let found = if found == "a nested array" {
+                    "an array"
+                } else {
+                    found
+                };
+                Err(de::Error::custom(format_args!(
+                    "expected a string, number or boolean, found {found}"
+                )))
+            }
         }
     }
 }
