@@ -1365,59 +1365,65 @@ fn pointers_escape_tilde_and_slash() {
     );
 }
 
-#[test]
-fn violations_are_capped_at_max_violations() {
-    let schema = wide_group_schema(95);
+/// A patch with 95 wrong types in `Wide`, then `unknown` unknown groups, and the first 100
+/// violations it breaks, in order.
+fn many_violations(unknown: usize) -> (Patch, Vec<common::helpers::Found>) {
     let mut patch = Patch::new();
     for i in 0..95 {
         patch.set("Wide", &format!("t{i}"), "not a boolean");
     }
-    for i in 0..10 {
+    for i in 0..unknown {
         patch.set(&format!("Unknown{i}"), "x", 1);
     }
-    let error = assert_rejected(
-        &schema,
-        &Profile::new(),
-        &patch,
-        &(0..95)
-            .map(|i| {
-                (
-                    WrongType,
-                    format!("/traits/Wide/t{i}"),
-                    format!("`/traits/Wide/t{i}`: expected a boolean, found a string"),
-                )
-            })
-            .chain((0..5).map(|i| {
-                (
-                    UnknownGroup,
-                    format!("/traits/Unknown{i}"),
-                    format!("`/traits/Unknown{i}`: trait group `Unknown{i}` is not declared in the schema"),
-                )
-            }))
-            .collect::<Vec<_>>(),
-    );
+    let wrong_types = (0..95).map(|i| {
+        (
+            WrongType,
+            format!("/traits/Wide/t{i}"),
+            format!("`/traits/Wide/t{i}`: expected a boolean, found a string"),
+        )
+    });
+    let unknown_groups = (0..unknown).map(|i| {
+        (
+            UnknownGroup,
+            format!("/traits/Unknown{i}"),
+            format!("`/traits/Unknown{i}`: trait group `Unknown{i}` is not declared in the schema"),
+        )
+    });
+    let first: Vec<_> = wrong_types
+        .chain(unknown_groups)
+        .take(MAX_VIOLATIONS)
+        .collect();
+    (patch, first)
+}
+
+#[test]
+fn violations_are_capped_at_max_violations() {
+    let schema = wide_group_schema(95);
+    let before = profile(r#"{"traits":{"Wide":{"t3":true,"t1":false}}}"#);
+    let (patch, first) = many_violations(10);
+    let error = assert_rejected(&schema, &before, &patch, &first);
     assert_eq!(error.violations().len(), MAX_VIOLATIONS);
     assert!(error.is_truncated());
-    assert!(
-        error
-            .to_string()
-            .starts_with("patch rejected, 100 or more violations\n- ")
+    let lines: Vec<String> = first.iter().map(|(_, _, m)| format!("\n- {m}")).collect();
+    assert_eq!(
+        error.to_string(),
+        format!("patch rejected, 100 or more violations{}", lines.concat())
     );
 }
 
 #[test]
 fn exactly_max_violations_is_not_truncated() {
     let schema = wide_group_schema(95);
-    let mut patch = Patch::new();
-    for i in 0..95 {
-        patch.set("Wide", &format!("t{i}"), 0);
-    }
-    for i in 0..5 {
-        patch.set(&format!("Unknown{i}"), "x", 1);
-    }
-    let error = schema.validate(&patch).unwrap_err();
+    let before = profile(r#"{"traits":{"Wide":{"t3":true,"t1":false}}}"#);
+    let (patch, all) = many_violations(5);
+    let error = assert_rejected(&schema, &before, &patch, &all);
     assert_eq!(error.violations().len(), MAX_VIOLATIONS);
     assert!(!error.is_truncated());
+    assert!(
+        error
+            .to_string()
+            .starts_with("patch rejected, 100 violations\n- ")
+    );
 }
 
 #[test]
@@ -1779,8 +1785,16 @@ fn id_and_created_at_pass_through() {
         &patch(r#"{"traits": {"Billing": {"plan": null}, "Contact": {"vip": true}}}"#),
         r#"{"id":"mem_profile_01j9zzzzzzzzzzzzzzzzzzzzzz","createdAt":"2024-10-07T15:39:25Z","traits":{"Contact":{"vip":true}}}"#,
     );
-    let rejected = patch(r#"{"traits": {"Nope": {}}}"#);
-    assert!(merge(&before, &rejected, &schema).is_err());
+    assert_rejected(
+        &schema,
+        &before,
+        &patch(r#"{"traits": {"Nope": {}}}"#),
+        &one(
+            UnknownGroup,
+            "/traits/Nope",
+            "`/traits/Nope`: trait group `Nope` is not declared in the schema",
+        ),
+    );
 }
 
 #[test]
