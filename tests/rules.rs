@@ -2490,3 +2490,48 @@ fn trait_value_deserialization_errors_are_readable() {
         "expected a string, number or boolean, found an array"
     );
 }
+
+#[test]
+fn deeply_nested_array_is_an_invalid_value_not_a_crash() {
+    let text = format!(
+        r#"{{"traits": {{"Contact": {{"list": {}{}}}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    assert_parse_rejected(
+        &text,
+        &one(
+            InvalidValue,
+            "/traits/Contact/list/0",
+            "`/traits/Contact/list/0`: expected a string, number or boolean, found a nested array",
+        ),
+    );
+}
+
+#[test]
+fn change_list_replays_and_undoes_the_merge() {
+    let (schema, before) = standard();
+    let mut after = before.clone();
+    let changes = merge_in_place(
+        &mut after,
+        &patch(r#"{"traits": {"Contact": {"phone": null, "vip": false, "name": "Al"}, "Activity": {"visits": null}}}"#),
+        &schema,
+    )
+    .unwrap();
+    assert_eq!(
+        json_text(&Patch::from_changes(&changes)),
+        r#"{"traits":{"Contact":{"phone":null,"vip":false,"name":"Al"},"Activity":{"visits":null}}}"#
+    );
+    let undo = Patch::undo(&changes);
+    assert_eq!(
+        json_text(&undo),
+        r#"{"traits":{"Activity":{"visits":3},"Contact":{"name":null,"vip":true,"phone":"+1555"}}}"#
+    );
+    // Removed traits and dropped groups come back at the end.
+    assert_merges(
+        &schema,
+        &after,
+        &undo,
+        r#"{"traits":{"Contact":{"email":"a@b.c","vip":true,"phone":"+1555"},"Activity":{"visits":3}}}"#,
+    );
+}
