@@ -114,6 +114,25 @@ impl Json {
         }
     }
 
+    /// The value at RFC 6901 `pointer`, if there is one.
+    fn at(&self, pointer: &str) -> Option<&Json> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let rest = pointer.strip_prefix('/')?;
+        let (token, rest) = match rest.find('/') {
+            Some(end) => (&rest[..end], &rest[end..]),
+            None => (rest, ""),
+        };
+        let token = token.replace("~1", "/").replace("~0", "~");
+        let child = match self {
+            Json::Object(members) => members.iter().find(|(k, _)| *k == token).map(|(_, v)| v),
+            Json::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        }?;
+        child.at(rest)
+    }
+
     /// Compact JSON text, in document order, after expansion.
     fn text(&self) -> String {
         json_text(&self.expand())
@@ -288,6 +307,8 @@ fn run(case: &Case) {
                 expected_text,
                 "[{name}] expected_profile is in canonical form"
             );
+            let reparsed = json_text(&patch).parse::<Patch>();
+            assert_eq!(reparsed.as_ref(), Ok(&patch), "[{name}] patch round trip");
             let changes = assert_merges_named(name, &schema, &profile, &patch, &expected_text);
             if let Some(expected_changes) = &case.expected_changes {
                 let expected_changes: Vec<serde_json::Value> = expected_changes
@@ -312,8 +333,22 @@ fn run(case: &Case) {
                     assert_rejected_named(name, &schema, &profile, &patch, &expected);
                 }
             }
+            assert_pointers_point_into_the_patch(name, &text, &expected);
         }
         _ => panic!("[{name}] needs exactly one of `expected_profile` and `expected_violations`"),
+    }
+}
+
+/// Each reported pointer names a place of the patch document (when the document is JSON).
+fn assert_pointers_point_into_the_patch(name: &str, text: &str, expected: &[Found]) {
+    let Ok(document) = serde_json::from_str::<Json>(text) else {
+        return;
+    };
+    for (_, pointer, _) in expected {
+        assert!(
+            document.at(pointer).is_some(),
+            "[{name}] pointer `{pointer}` is not in the patch"
+        );
     }
 }
 
