@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -51,14 +52,14 @@ struct Outcome {
 
 fn run_client(
     client: Client,
-    c: usize,
+    patch_body: impl Fn(usize) -> String,
     profile: String,
     created_with: String,
     total: Arc<AtomicUsize>,
 ) -> Outcome {
     let mut accepted = Vec::new();
     for i in 0..MAX_PER_CLIENT {
-        let body = patch_body(c, i);
+        let body = patch_body(i);
         match client.patch(&profile_path(&profile), &body) {
             Ok(response) => {
                 assert_eq!(response.status, 202, "{}", response.body);
@@ -171,7 +172,9 @@ fn sigkill_mid_stream_loses_no_accepted_patch_and_applies_each_once() {
         .map(|(c, (id, created_with))| {
             let client = client.clone();
             let total = Arc::clone(&total);
-            std::thread::spawn(move || run_client(client, c, id, created_with, total))
+            std::thread::spawn(move || {
+                run_client(client, |i| patch_body(c, i), id, created_with, total)
+            })
         })
         .collect();
     wait_for("enough accepted patches", Duration::from_secs(120), || {
@@ -281,6 +284,107 @@ fn deletes_and_creates_survive_a_restart() {
         client.get(&profile_path(&profiles[0].0)).unwrap().status,
         200
     );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The `i`-th patch of the client that owns group `group` of a shared profile: sets,
+/// replacements, and every fifth patch a removal of the whole group (dropping it).
+fn group_patch(group: &str, i: usize) -> String {
+    let traits = match (group, i % 5) {
+        ("Contact", 4) => r#""lastName": null, "city": null, "firstName": null"#.to_owned(),
+        ("Contact", _) => format!(r#""city": "x{i}", "lastName": "l{i}""#),
+        ("Activity", 4) => r#""visitCount": null, "vip": null"#.to_owned(),
+        ("Activity", _) => format!(r#""vip": {}, "visitCount": {i}"#, i % 3 == 0),
+        (_, 4) => r#""channels": null, "language": null"#.to_owned(),
+        (_, _) => format!(r#""language": "l{i}", "channels": ["c{i}"]"#),
+    };
+    format!(r#"{{"traits": {{"{group}": {{{traits}}}}}}}"#)
+}
+
+/// Each group of a profile as JSON (traits in order), by group name.
+fn groups_of(profile_json: &str) -> BTreeMap<String, String> {
+    let profile: Profile = serde_json::from_str(profile_json).unwrap();
+    profile
+        .groups()
+        .map(|(name, group)| (name.to_owned(), serde_json::to_string(group).unwrap()))
+        .collect()
+}
+
+/// Several clients patch the same profile at once, each its own trait group: their relative
+/// order is not observable, but each group must be the sequential merge of its client's
+/// accepted patches, in order (trait order included). Patches queued for one profile by
+/// different clients are what the applier coalesces.
+#[test]
+fn concurrent_clients_on_shared_profiles_survive_sigkill() {
+    const GROUPS: [&str; 3] = ["Contact", "Activity", "Preferences"];
+    let schema = schema();
+    let dir = temp_dir("shared");
+    let server = Server::start(&dir);
+    let client = server.client();
+    let created_with = r#"{"traits": {"Contact": {"firstName": "shared"}, "Activity": {"vip": true}, "Preferences": {"language": "en"}}}"#;
+    let ids: Vec<String> = (0..4)
+        .map(|_| {
+            let response = client
+                .post(&format!("/v1/Stores/{STORE}/Profiles"), created_with)
+                .unwrap();
+            assert_eq!(response.status, 202, "{}", response.body);
+            response.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for id in &ids {
+        for group in GROUPS {
+            let (client, total, id) = (client.clone(), Arc::clone(&total), id.clone());
+            workers.push(std::thread::spawn(move || {
+                let outcome = run_client(
+                    client,
+                    |i| group_patch(group, i),
+                    id,
+                    created_with.to_owned(),
+                    total,
+                );
+                (group, outcome)
+            }));
+        }
+    }
+    wait_for("enough accepted patches", Duration::from_secs(120), || {
+        (total.load(Ordering::SeqCst) >= KILL_AFTER_ACCEPTED).then_some(())
+    });
+    server.kill();
+    let outcomes: Vec<(&str, Outcome)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let accepted: usize = outcomes.iter().map(|(_, o)| o.accepted.len()).sum();
+
+    let server = Server::start(&dir);
+    let client = server.client();
+    let mut durable_in_flight = 0;
+    for (group, outcome) in &outcomes {
+        let response = client.get(&profile_path(&outcome.profile)).unwrap();
+        assert_eq!(response.status, 200, "{}", response.body);
+        let actual = groups_of(&response.body).remove(*group);
+        let mut patches: Vec<&str> = vec![created_with];
+        patches.extend(outcome.accepted.iter().map(String::as_str));
+        let expected = |patches: &[&str]| groups_of(&sequential(&schema, patches)).remove(*group);
+        if actual == expected(&patches) {
+            continue;
+        }
+        patches.push(
+            outcome
+                .in_flight
+                .as_deref()
+                .expect("a client cut off mid-stream"),
+        );
+        assert_eq!(
+            actual,
+            expected(&patches),
+            "group {group} of {} is neither the merge of its client's {} accepted patches nor that plus the one in flight",
+            outcome.profile,
+            outcome.accepted.len()
+        );
+        durable_in_flight += 1;
+    }
+    assert_eq!(server.replayed(), ids.len() + accepted + durable_in_flight);
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
