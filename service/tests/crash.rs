@@ -295,7 +295,7 @@ fn group_patch(group: &str, i: usize) -> String {
         ("Contact", 4) => r#""lastName": null, "city": null, "firstName": null"#.to_owned(),
         ("Contact", _) => format!(r#""city": "x{i}", "lastName": "l{i}""#),
         ("Activity", 4) => r#""visitCount": null, "vip": null"#.to_owned(),
-        ("Activity", _) => format!(r#""vip": {}, "visitCount": {i}"#, i % 3 == 0),
+        ("Activity", _) => format!(r#""vip": {}, "visitCount": {i}"#, i.is_multiple_of(3)),
         (_, 4) => r#""channels": null, "language": null"#.to_owned(),
         (_, _) => format!(r#""language": "l{i}", "channels": ["c{i}"]"#),
     };
