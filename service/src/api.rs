@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use profile_traits::{
-    GroupDefinition, Patch, PatchError, ProfileId, StoreId, StoreSchema, ViolationKind,
+    GroupDefinition, Patch, PatchError, Profile, ProfileId, StoreId, StoreSchema, ViolationKind,
 };
 use serde_json::json;
 
@@ -396,13 +396,25 @@ async fn delete_profile(
     ))
 }
 
-/// `GET /v1/Stores/{storeId}/Profiles/{profileId}`: the profile as applied so far.
+/// `GET /v1/Stores/{storeId}/Profiles/{profileId}`: the profile as applied so far;
+/// `?traitGroups=A,B` keeps only those groups.
 async fn fetch_profile(
     State(app): State<App>,
     Path((store_id, profile_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     check_store(&app, &store_id)?;
     let id = parse_profile_id(&profile_id)?;
+    let wanted: Option<HashSet<&str>> = query
+        .get("traitGroups")
+        .map(|list| list.split(',').map(str::trim).collect());
+    if let Some(list) = query.get("traitGroups")
+        && (list.is_empty() || list.len() > 256)
+    {
+        return Err(ApiError::invalid(
+            "`traitGroups` must be 1-256 characters: a comma-separated list of trait group names",
+        ));
+    }
     let profile = app
         .profiles
         .read()
@@ -410,7 +422,24 @@ async fn fetch_profile(
         .get(&id)
         .cloned()
         .ok_or_else(|| profile_not_found(&id))?;
+    let profile = match wanted {
+        Some(wanted) => only_groups(&profile, &wanted),
+        None => profile,
+    };
     Ok(axum::Json(profile).into_response())
+}
+
+/// `profile` with only the trait groups named in `wanted`, in their order.
+fn only_groups(profile: &Profile, wanted: &HashSet<&str>) -> Profile {
+    let mut kept = Profile::new();
+    kept.set_id(profile.id().cloned());
+    kept.set_created_at(profile.created_at().map(str::to_owned));
+    for (name, group) in profile.groups().filter(|(name, _)| wanted.contains(name)) {
+        for (trait_name, value) in group.iter() {
+            kept.insert(name, trait_name, value.clone());
+        }
+    }
+    kept
 }
 
 /// `GET /v1/ControlPlane/Stores/{storeId}/TraitGroups`: the schema as the list response;

@@ -131,6 +131,15 @@ fn patch_is_accepted_then_applied() {
         "2025-01-01T12:00:00Z".len(),
         "{created_at}"
     );
+    let only = client
+        .get(&format!("{}?traitGroups=Activity,Other", profile_path(&id)))
+        .unwrap();
+    assert_eq!(
+        only.body,
+        format!(
+            r#"{{"id":"{id}","createdAt":"{created_at}","traits":{{"Activity":{{"vip":true}}}}}}"#
+        )
+    );
     assert_eq!(
         body,
         format!(

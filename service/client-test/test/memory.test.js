@@ -112,6 +112,9 @@ test("create, patch (202 and its message), fetch after the worker applied it, re
   // Order is part of the profile: groups and traits as they were added.
   assert.equal(JSON.stringify(fetched.traits), JSON.stringify(expected));
 
+  const onlyActivity = await profile.fetch({ traitGroups: "Activity,Loyalty" });
+  assert.deepEqual(onlyActivity.traits, { Activity: expected.Activity });
+
   const removed = await profile.removeWithHttpInfo();
   assert.equal(removed.statusCode, 202);
   assert.equal(removed.body.message, "Profile accepted for deletion.");
