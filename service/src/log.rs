@@ -4,8 +4,9 @@
 //! Why a log of our own rather than an embedded database: the service needs exactly one
 //! durable structure, "the accepted operations in acceptance order", and a replayable log is
 //! that structure itself. Appending is one sequential write per batch, recovery is "read
-//! until the first torn record", and it costs no dependency. The price is that the log only
-//! grows and a restart replays all of it (no snapshot yet).
+//! until the first torn record", and it costs no dependency. At each start the recovered state
+//! is snapshotted and the log emptied (see `snapshot.rs`), so the log holds what was accepted
+//! since the last start.
 //!
 //! Record layout: `len: u32 LE | crc32(payload): u32 LE | payload`, where the payload is a
 //! JSON header line (`seq`, `op`, `store`, `profile`, `createdAt`), a `\n`, and the request
@@ -63,10 +64,8 @@ pub struct Submission {
 pub struct Recovered {
     /// The operations of every complete record, in log order.
     pub ops: Vec<Op>,
-    /// The sequence number the next record gets.
-    pub next_seq: u64,
-    /// The log, positioned at its end, or `None` in memory mode.
-    pub file: Option<File>,
+    /// The log, positioned at its end.
+    pub file: File,
     /// How many bytes of a torn last record were cut off.
     pub truncated_bytes: u64,
 }
@@ -93,7 +92,6 @@ pub fn open(dir: &Path) -> io::Result<Recovered> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let mut ops = Vec::new();
-    let mut next_seq = 1;
     let mut offset = 0;
     while let Some((payload, end)) = next_record(&bytes, offset) {
         let op = decode(payload).map_err(|reason| {
@@ -102,7 +100,6 @@ pub fn open(dir: &Path) -> io::Result<Recovered> {
                 format!("{}: record at byte {offset}: {reason}", path.display()),
             )
         })?;
-        next_seq = op.seq + 1;
         ops.push(op);
         offset = end;
     }
@@ -114,8 +111,7 @@ pub fn open(dir: &Path) -> io::Result<Recovered> {
     file.seek(SeekFrom::End(0))?;
     Ok(Recovered {
         ops,
-        next_seq,
-        file: Some(file),
+        file,
         truncated_bytes,
     })
 }
@@ -131,8 +127,43 @@ fn next_record(bytes: &[u8], offset: usize) -> Option<(&[u8], usize)> {
     (crc32(payload) == crc).then_some((payload, start + len))
 }
 
+/// The complete, intact records at the start of `bytes`, in order.
+pub fn records(bytes: &[u8]) -> Records<'_> {
+    Records { bytes, offset: 0 }
+}
+
+/// An iterator over the payloads of the intact records of a byte string.
+pub struct Records<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl Records<'_> {
+    /// The offset just after the last record returned.
+    pub fn end(&self) -> usize {
+        self.offset
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (payload, end) = next_record(self.bytes, self.offset)?;
+        self.offset = end;
+        Some(payload)
+    }
+}
+
+/// Appends `payload` to `out` as one record: length, checksum, payload.
+pub fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
 /// Appends the record of operation `op` (store `store`, request body `body`) to `out`.
-fn encode(out: &mut Vec<u8>, store: &str, op: &Op, body: &[u8]) {
+pub(crate) fn encode(out: &mut Vec<u8>, store: &str, op: &Op, body: &[u8]) {
     let (name, created_at, body) = match &op.kind {
         OpKind::Create { created_at, .. } => (OpName::Create, Some(created_at.clone()), body),
         OpKind::Patch(_) => (OpName::Patch, None, body),
@@ -148,9 +179,7 @@ fn encode(out: &mut Vec<u8>, store: &str, op: &Op, body: &[u8]) {
     let mut payload = serde_json::to_vec(&header).expect("a header always serializes");
     payload.push(b'\n');
     payload.extend_from_slice(body);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    frame(out, &payload);
 }
 
 /// The operation a record's payload holds.

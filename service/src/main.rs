@@ -8,6 +8,7 @@
 mod api;
 mod config;
 mod log;
+mod snapshot;
 mod state;
 mod util;
 
@@ -59,26 +60,24 @@ fn run(config: Config) -> Result<(), String> {
         .parse()
         .map_err(|e| format!("--store-id: {e}"))?;
 
-    // Recovery: replay the whole log, synchronously, before serving anything.
-    let recovered = match &config.data_dir {
-        Some(dir) => log::open(dir).map_err(|e| format!("cannot open the log: {e}"))?,
-        None => log::Recovered {
-            ops: Vec::new(),
-            next_seq: 1,
-            file: None,
-            truncated_bytes: 0,
-        },
-    };
+    // Recovery: the snapshot and the log after it, synchronously, before serving anything.
     let mut profiles = Profiles::new();
-    let replayed = recovered.ops.len();
-    state::apply_batch(&mut profiles, recovered.ops, &schema);
+    let mut file = None;
+    let mut next_seq = 1;
     if let Some(dir) = &config.data_dir {
+        let recovery = snapshot::recover(dir, &schema)
+            .map_err(|e| format!("cannot recover from {}: {e}", dir.display()))?;
         eprintln!(
-            "profile-service: durable log in {}: {replayed} operations replayed, {} profiles, {} torn bytes cut",
+            "profile-service: durable log in {}: snapshot at seq {}, {} operations replayed, {} profiles, {} torn bytes cut",
             dir.display(),
-            profiles.len(),
-            recovered.truncated_bytes
+            recovery.snapshot_seq,
+            recovery.replayed,
+            recovery.profiles.len(),
+            recovery.torn_bytes
         );
+        profiles = recovery.profiles;
+        file = Some(recovery.file);
+        next_seq = recovery.next_seq;
     } else {
         eprintln!("profile-service: --in-memory: NOT durable, everything is lost on exit");
     }
@@ -87,8 +86,6 @@ fn run(config: Config) -> Result<(), String> {
 
     let (submit_tx, submit_rx) = mpsc::channel();
     let (apply_tx, apply_rx) = mpsc::channel();
-    let file = recovered.file;
-    let next_seq = recovered.next_seq;
     std::thread::Builder::new()
         .name("log-writer".into())
         .spawn(move || log::run_writer(submit_rx, file, next_seq, apply_tx))

@@ -116,6 +116,16 @@ impl Server {
         self.recovery_number("operations replayed")
     }
 
+    /// The sequence number of the snapshot the recovery line says was loaded.
+    pub fn snapshot_seq(&self) -> usize {
+        let after = self
+            .recovery
+            .split("snapshot at seq ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no snapshot in {:?}", self.recovery));
+        after.split(',').next().unwrap().parse().unwrap()
+    }
+
     /// How many torn bytes the recovery line says were cut.
     pub fn torn_bytes(&self) -> usize {
         self.recovery_number("torn bytes cut")
