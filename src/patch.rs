@@ -1,6 +1,7 @@
 //! The patch: a typed set or remove per trait, and its JSON wire form.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -11,6 +12,9 @@ use crate::error::{PatchError, Violation, ViolationKind, Violations};
 use crate::merge::{Change, ChangeKind};
 use crate::pointer::{group_pointer, pointer, trait_pointer};
 use crate::value::{ParsedValue, ParsedValueVisitor, TraitValue};
+
+/// Keys of one object checked for repetition by scanning; past this many, by a set.
+const SCAN_KEYS: usize = 32;
 
 /// What a patch does to one trait.
 ///
@@ -549,8 +553,18 @@ impl<'de> ObjectHandler<'de> for Groups<'_> {
         let mut groups: Vec<GroupChanges> = Vec::new();
         // Names whose value was refused: seen all the same, so a repetition is still reported.
         let mut refused: Vec<Cow<'de, str>> = Vec::new();
+        // Past a few keys, a set finds repetitions: linear, not quadratic, time on hostile input.
+        let mut seen: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            if groups.iter().any(|g| g.name == name) || refused.contains(&name) {
+            if seen.is_none() && groups.len() + refused.len() > SCAN_KEYS {
+                let names = groups.iter().map(|g| Cow::Owned(g.name.clone()));
+                seen = Some(names.chain(refused.iter().cloned()).collect());
+            }
+            let repeated = match &mut seen {
+                Some(seen) => !seen.insert(name.clone()),
+                None => groups.iter().any(|g| g.name == name) || refused.contains(&name),
+            };
+            if repeated {
                 state.violation(
                     ViolationKind::DuplicateKey,
                     group_pointer(&name),
@@ -598,8 +612,18 @@ impl<'de> ObjectHandler<'de> for Traits<'_, '_> {
         let mut changes: Vec<(String, TraitChange)> = Vec::new();
         // Names whose value was refused: seen all the same, so a repetition is still reported.
         let mut refused: Vec<Cow<'de, str>> = Vec::new();
+        // Past a few keys, a set finds repetitions: linear, not quadratic, time on hostile input.
+        let mut seen: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            if changes.iter().any(|(n, _)| *n == name) || refused.contains(&name) {
+            if seen.is_none() && changes.len() + refused.len() > SCAN_KEYS {
+                let names = changes.iter().map(|(n, _)| Cow::Owned(n.clone()));
+                seen = Some(names.chain(refused.iter().cloned()).collect());
+            }
+            let repeated = match &mut seen {
+                Some(seen) => !seen.insert(name.clone()),
+                None => changes.iter().any(|(n, _)| *n == name) || refused.contains(&name),
+            };
+            if repeated {
                 state.violation(
                     ViolationKind::DuplicateKey,
                     trait_pointer(group, &name),
