@@ -527,3 +527,24 @@ fn a_group_emptied_and_refilled_by_one_patch_keeps_its_place() {
         text(&after)
     );
 }
+
+/// Law 6 compares groups as a map: a group that `a` empties and `b` fills again is added
+/// back at the end when merged one by one, but keeps its place when merged composed
+/// (`compose` cannot know the group will be empty: that depends on the profile).
+#[test]
+fn composition_may_place_a_refilled_group_differently() {
+    let schema: StoreSchema = serde_json::from_str(
+        r#"[{"displayName": "A", "traits": {"x": {"dataType": "NUMBER"}, "y": {"dataType": "NUMBER"}}},
+            {"displayName": "B", "traits": {"z": {"dataType": "NUMBER"}}}]"#,
+    )
+    .unwrap();
+    let profile: Profile =
+        serde_json::from_str(r#"{"traits": {"A": {"x": 1}, "B": {"z": 3}}}"#).unwrap();
+    let a: Patch = r#"{"traits": {"A": {"x": null}}}"#.parse().unwrap();
+    let b: Patch = r#"{"traits": {"A": {"y": 2}}}"#.parse().unwrap();
+    let one_by_one = merge(&merge(&profile, &a, &schema).unwrap(), &b, &schema).unwrap();
+    let at_once = merge(&profile, &a.compose(&b), &schema).unwrap();
+    assert_eq!(at_once, one_by_one);
+    assert_eq!(text(&one_by_one), r#"{"traits":{"B":{"z":3},"A":{"y":2}}}"#);
+    assert_eq!(text(&at_once), r#"{"traits":{"A":{"y":2},"B":{"z":3}}}"#);
+}
