@@ -22,6 +22,12 @@ pub struct TraitGroup {
 }
 
 impl TraitGroup {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        TraitGroup {
+            traits: NameMap::with_capacity_and_hasher(capacity, Default::default()),
+        }
+    }
+
     /// The value of the trait `name`, if present.
     pub fn get(&self, name: &str) -> Option<&TraitValue> {
         self.traits.get(name)

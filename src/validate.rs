@@ -4,7 +4,7 @@ use serde_json::Number;
 
 use crate::error::{PatchError, Violation, ViolationKind, Violations};
 use crate::limits::Limits;
-use crate::patch::{GroupChanges, Patch, TraitChange};
+use crate::patch::{GroupView, Patch, TraitChange};
 use crate::pointer::{group_pointer, pointer, trait_pointer};
 use crate::schema::{
     ArrayRule, DataType, GroupDefinition, NumberRule, StoreSchema, StringRule, TraitDefinition,
@@ -55,27 +55,28 @@ impl StoreSchema {
 
 fn check_patch(schema: &StoreSchema, patch: &Patch, out: &mut Violations) {
     let limits = schema.limits();
-    if patch.groups.len() > limits.max_groups_per_patch {
+    let groups = patch.group_views();
+    if groups.len() > limits.max_groups_per_patch {
         out.push(Violation::new(
             ViolationKind::LimitExceeded,
             "/traits".to_owned(),
             format_args!(
                 "patch names {} trait groups, at most {} allowed",
-                patch.groups.len(),
+                groups.len(),
                 limits.max_groups_per_patch
             ),
         ));
     }
-    for group in &patch.groups {
+    for group in groups {
         // Once the capped report overflows there is nothing more worth finding.
         if out.is_truncated() {
             return;
         }
-        match schema.group(&group.name) {
-            Some(definition) => check_group(definition, limits, group, out),
+        match schema.group(group.name) {
+            Some(definition) => check_group(definition, limits, patch, &group, out),
             None => out.push(Violation::new(
                 ViolationKind::UnknownGroup,
-                group_pointer(&group.name),
+                group_pointer(group.name),
                 format_args!("trait group `{}` is not declared in the schema", group.name),
             )),
         }
@@ -85,28 +86,30 @@ fn check_patch(schema: &StoreSchema, patch: &Patch, out: &mut Violations) {
 fn check_group(
     definition: &GroupDefinition,
     limits: &Limits,
-    group: &GroupChanges,
+    patch: &Patch,
+    group: &GroupView<'_>,
     out: &mut Violations,
 ) {
-    if group.changes.len() > limits.max_traits_per_group {
+    if group.entries.len() > limits.max_traits_per_group {
         out.push(Violation::new(
             ViolationKind::LimitExceeded,
-            group_pointer(&group.name),
+            group_pointer(group.name),
             format_args!(
                 "patch names {} traits in this group, at most {} allowed",
-                group.changes.len(),
+                group.entries.len(),
                 limits.max_traits_per_group
             ),
         ));
     }
-    for (name, change) in &group.changes {
+    for entry in group.entries {
         if out.is_truncated() {
             return;
         }
+        let name = patch.entry_name(entry);
         let Some(trait_definition) = definition.trait_definition(name) else {
             out.push(Violation::new(
                 ViolationKind::UnknownTrait,
-                trait_pointer(&group.name, name),
+                trait_pointer(group.name, name),
                 format_args!(
                     "trait `{name}` is not declared in trait group `{}`",
                     group.name
@@ -114,9 +117,9 @@ fn check_group(
             ));
             continue;
         };
-        if let TraitChange::Set(value) = change {
+        if let TraitChange::Set(value) = &entry.change {
             let place = Place {
-                group: &group.name,
+                group: group.name,
                 name,
             };
             check_value(trait_definition, limits, value, place, out);
