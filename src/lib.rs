@@ -62,6 +62,8 @@
 //! Storage, HTTP, identity resolution and trait-name normalization belong to the service
 //! that embeds this crate.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod id;
 mod limits;

@@ -1,5 +1,6 @@
 //! Names of trait groups and traits, and the ordered maps keyed by them.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ where
                 map.size_hint().unwrap_or(0).min(256),
                 Default::default(),
             );
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            while let Some(key) = map.next_key_seed(KeySeed)? {
                 if out.contains_key(key.as_ref()) {
                     return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
                 }
@@ -51,4 +52,40 @@ where
     }
 
     d.deserialize_map(UniqueMapVisitor(PhantomData))
+}
+
+/// Reads an object key, borrowing it from the input when it has no escapes.
+///
+/// `Cow<str>`'s own `Deserialize` always copies; a patch's keys are only looked at, so the
+/// copy was an allocation per key for nothing.
+pub(crate) struct KeySeed;
+
+impl<'de> de::DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Cow<'de, str>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+
+        d.deserialize_str(KeyVisitor)
+    }
 }

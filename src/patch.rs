@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use crate::names::KeySeed;
 use crate::error::{PatchError, Violation, ViolationKind, Violations};
 use crate::merge::{Change, ChangeKind};
 use crate::pointer::{group_pointer, pointer, trait_pointer};
@@ -680,7 +681,7 @@ impl<'de> ObjectHandler<'de> for TopLevel<'_> {
         let state = self.state;
         let mut patch = Patch::with_capacity_for_input(self.capacity_hint);
         let mut traits_seen = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             if key != "traits" {
                 state.violation(
                     ViolationKind::UnexpectedKey,
@@ -744,7 +745,7 @@ impl<'de> ObjectHandler<'de> for Groups<'_, '_> {
         let mut refused: Vec<Cow<'de, str>> = Vec::new();
         // Past a few keys, a set finds repetitions: linear, not quadratic, time on hostile input.
         let mut seen: Option<HashSet<Cow<'de, str>>> = None;
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(name) = map.next_key_seed(KeySeed)? {
             if seen.is_none() && patch.groups.len() + refused.len() > SCAN_KEYS {
                 let names = patch.groups.iter();
                 let names = names.map(|g| Cow::Owned(patch.name(g.name).to_owned()));
@@ -812,7 +813,7 @@ impl<'de> ObjectHandler<'de> for Traits<'_, '_, '_> {
         let mut refused: Vec<Cow<'de, str>> = Vec::new();
         // Past a few keys, a set finds repetitions: linear, not quadratic, time on hostile input.
         let mut seen: Option<HashSet<Cow<'de, str>>> = None;
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(name) = map.next_key_seed(KeySeed)? {
             let range = first_entry..patch.entries.len();
             if seen.is_none() && range.len() + refused.len() > SCAN_KEYS {
                 let names = patch.entries[range.clone()].iter();

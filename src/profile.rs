@@ -7,7 +7,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
 use crate::id::ProfileId;
-use crate::names::{Name, NameMap, deserialize_unique_map};
+use crate::names::{KeySeed, Name, NameMap, deserialize_unique_map};
 use crate::value::TraitValue;
 
 /// One trait group of a profile: trait names to values, in insertion order.
@@ -239,7 +239,7 @@ impl<'de> Deserialize<'de> for Profile {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Profile, A::Error> {
                 let mut profile = Profile::new();
                 let mut seen = [false; 3];
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(key) = map.next_key_seed(KeySeed)? {
                     let slot = match key.as_ref() {
                         "id" => 0,
                         "createdAt" => 1,

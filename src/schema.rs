@@ -8,7 +8,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
 use crate::error::SchemaError;
 use crate::limits::Limits;
-use crate::names::{Name, NameMap, deserialize_unique_map};
+use crate::names::{KeySeed, Name, NameMap, deserialize_unique_map};
 
 /// Trait groups one store may declare (documented).
 const MAX_GROUPS_PER_STORE: usize = 50;
@@ -720,7 +720,7 @@ impl<'de> Deserialize<'de> for StoreSchema {
                 let mut groups = None;
                 let mut limits = None;
                 let mut meta_seen = false;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(key) = map.next_key_seed(KeySeed)? {
                     let repeated = match key.as_ref() {
                         "traitGroups" => groups.replace(map.next_value()?).is_some(),
                         "limits" => limits.replace(map.next_value()?).is_some(),
