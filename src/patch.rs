@@ -9,9 +9,9 @@ use std::str::FromStr;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::names::KeySeed;
 use crate::error::{PatchError, Violation, ViolationKind, Violations};
 use crate::merge::{Change, ChangeKind};
+use crate::names::KeySeed;
 use crate::pointer::{group_pointer, pointer, trait_pointer};
 use crate::value::{ParsedValue, ParsedValueVisitor, TraitValue};
 
