@@ -258,7 +258,8 @@ fn integer_out_of_range(n: &Number, limits: &Limits) -> bool {
         return true;
     }
     let f = n.as_f64().unwrap_or(0.0);
-    f.fract() == 0.0 && (f < limits.min_integer as f64 || f > limits.max_integer as f64)
+    // Range first: `fract` is a library call, and most numbers are in range.
+    (f < limits.min_integer as f64 || f > limits.max_integer as f64) && f.fract() == 0.0
 }
 
 fn check_integer_limit(
