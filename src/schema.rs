@@ -661,17 +661,90 @@ struct GroupWire {
     #[serde(default)]
     version: Option<i64>,
     #[serde(default, deserialize_with = "deserialize_unique_map")]
-    traits: NameMap<TraitDefinition>,
+    traits: NameMap<TraitDefinitionWire>,
 }
 
-impl From<GroupWire> for GroupDefinition {
-    fn from(wire: GroupWire) -> Self {
-        GroupDefinition {
+/// A trait definition as sent, its pattern not yet compiled, so that a bad pattern is
+/// reported as a [`SchemaError`] naming its group and trait.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TraitDefinitionWire {
+    data_type: DataType,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    id_type_promotion: Option<String>,
+    #[serde(default)]
+    validation_rule: Option<RuleWire>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(tag = "ruleType", rename_all = "UPPERCASE")]
+enum RuleWire {
+    String(StringRuleWire),
+    Number(NumberRule),
+    Boolean,
+    Array(ArrayRule),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StringRuleWire {
+    #[serde(default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    min_length: Option<u64>,
+    #[serde(default)]
+    max_length: Option<u64>,
+}
+
+impl TraitDefinitionWire {
+    fn compile(self, location: &str) -> Result<TraitDefinition, SchemaError> {
+        let validation_rule = match self.validation_rule {
+            None => None,
+            Some(RuleWire::String(rule)) => {
+                let pattern = rule
+                    .pattern
+                    .map(|source| Pattern::new(&source))
+                    .transpose()
+                    .map_err(|e| SchemaError::new(location, e.reason()))?;
+                Some(ValidationRule::String(StringRule {
+                    pattern,
+                    min_length: rule.min_length,
+                    max_length: rule.max_length,
+                }))
+            }
+            Some(RuleWire::Number(rule)) => Some(ValidationRule::Number(rule)),
+            Some(RuleWire::Boolean) => Some(ValidationRule::Boolean),
+            Some(RuleWire::Array(rule)) => Some(ValidationRule::Array(rule)),
+        };
+        Ok(TraitDefinition {
+            data_type: self.data_type,
+            description: self.description,
+            id_type_promotion: self.id_type_promotion,
+            validation_rule,
+        })
+    }
+}
+
+impl TryFrom<GroupWire> for GroupDefinition {
+    type Error = SchemaError;
+
+    fn try_from(wire: GroupWire) -> Result<Self, SchemaError> {
+        let traits = wire
+            .traits
+            .into_iter()
+            .map(|(name, definition)| {
+                let location = format!("trait group `{}`, trait `{name}`", wire.display_name);
+                definition.compile(&location).map(|definition| (name, definition))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(GroupDefinition {
             name: Name::from(wire.display_name),
             description: wire.description,
             version: wire.version,
-            traits: wire.traits,
-        }
+            traits,
+        })
     }
 }
 
@@ -745,7 +818,12 @@ impl<'de> Deserialize<'de> for StoreSchema {
         }
 
         let (groups, limits) = d.deserialize_any(SchemaVisitor)?;
-        StoreSchema::new(groups.into_iter().map(GroupDefinition::from))
+        let groups = groups
+            .into_iter()
+            .map(GroupDefinition::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(de::Error::custom)?;
+        StoreSchema::new(groups)
             .map(|schema| schema.with_limits(limits))
             .map_err(de::Error::custom)
     }

@@ -2162,6 +2162,21 @@ fn invalid_patterns_are_refused() {
 }
 
 #[test]
+fn a_deserialized_schema_with_a_bad_pattern_names_its_group_and_trait() {
+    let text = format!(
+        r#"[{{"displayName": "Contact", "traits": {{"email": {{"dataType": "STRING",
+            "validationRule": {{"ruleType": "STRING", "pattern": "{}"}}}}}}}}]"#,
+        "a".repeat(1001)
+    );
+    let error = serde_json::from_str::<StoreSchema>(&text).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid schema: trait group `Contact`, trait `email`: pattern has 1001 characters, \
+         at most 1000 allowed"
+    );
+}
+
+#[test]
 fn invalid_schemas_cannot_be_deserialized() {
     for (text, message) in [
         (
