@@ -736,7 +736,9 @@ impl TryFrom<GroupWire> for GroupDefinition {
             .into_iter()
             .map(|(name, definition)| {
                 let location = format!("trait group `{}`, trait `{name}`", wire.display_name);
-                definition.compile(&location).map(|definition| (name, definition))
+                definition
+                    .compile(&location)
+                    .map(|definition| (name, definition))
             })
             .collect::<Result<_, _>>()?;
         Ok(GroupDefinition {
