@@ -312,9 +312,11 @@ impl Patch {
     ///
     /// For each trait, the change of `later` wins; traits only `later` names come after the
     /// ones of `self`. Merging the composition gives a profile equal to merging `self`, then
-    /// `later`: the same traits with the same values. The order inside a group can differ in
-    /// one case: a trait that `self` removes and `later` sets again goes to the end of its
-    /// group when merged one by one, but keeps its place when merged composed.
+    /// `later`: the same traits with the same values (`==`). Only the order can differ, in
+    /// two cases: a trait that `self` removes and `later` sets again goes to the end of its
+    /// group when merged one by one, but keeps its place when merged composed; likewise a
+    /// group that `self` empties (and so drops) and `later` fills again goes to the end of
+    /// the profile one by one, but keeps its place composed.
     ///
     /// The composition can name more traits than one patch may ([`Limits`](crate::Limits)),
     /// so validate it before relying on it.
@@ -361,7 +363,8 @@ impl Patch {
 
     /// The patch that takes `changes` back: each added trait removed, each updated or removed
     /// trait set to its old value. Merged into the profile the changes made, it gives back
-    /// the profile they were made to (a removed trait comes back at the end of its group).
+    /// the profile they were made to (`==`; a removed trait comes back at the end of its
+    /// group, and a dropped group at the end of the profile).
     ///
     /// # Examples
     ///
