@@ -375,10 +375,13 @@ enum GroupSlot {
 }
 
 fn reserve_for_new_traits(profile: &mut Profile, index: usize, candidates: NewTraitCandidates<'_>) {
+    // A few inserts regrow a table at most once or twice, which costs less than looking
+    // every set trait up twice to count the new ones.
+    const FEW_SETS: usize = 8;
     let traits = &profile.groups[index].traits;
     let spare = traits.capacity() - traits.len();
     let sets = candidates.sets();
-    if sets.clone().count() <= spare {
+    if sets.clone().count() <= spare.max(FEW_SETS) {
         return;
     }
     let new = sets
