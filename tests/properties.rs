@@ -1,4 +1,4 @@
-//! The merge laws of SPEC.md section 5, one property test per law, and a model test that
+//! The merge laws of SEMANTICS.md §5, one property test per law, and a model test that
 //! runs random patch sequences against a deliberately naive model.
 //!
 //! 256 cases per law by default; `PROPTEST_CASES=10000` for the long run. Failing seeds are

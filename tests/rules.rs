@@ -1,5 +1,5 @@
-//! One test per rule of SPEC.md sections 2 (the patch), 3 (validation) and 4 (merge), plus
-//! the construction rules of section 1 (schema, ids, values) and every error message.
+//! One test per rule of SEMANTICS.md §2 (the patch), §3 (validation) and §4 (merge), plus
+//! the construction rules of §1 (schema, ids, values) and every error message.
 //!
 //! Profiles are compared as their serialized JSON text, so positions count; violations as
 //! whole `(kind, pointer, message)` lists; change lists whole.
