@@ -40,31 +40,34 @@ pub enum ViolationKind {
 pub struct Violation {
     kind: ViolationKind,
     pointer: String,
+    /// The place, `": "`, then the reason, which starts at `reason_start`.
     message: String,
+    reason_start: usize,
     line_column: Option<(usize, usize)>,
 }
 
 impl Violation {
     pub(crate) fn new(kind: ViolationKind, pointer: String, reason: impl fmt::Display) -> Self {
-        let message = format!("{}: {reason}", describe_place(&pointer));
+        let place = describe_place(&pointer);
+        let reason_start = place.len() + 2;
         Violation {
             kind,
+            message: format!("{place}: {reason}"),
             pointer,
-            message,
+            reason_start,
             line_column: None,
         }
     }
 
     pub(crate) fn malformed(pointer: String, line: usize, column: usize, reason: &str) -> Self {
-        let message = format!(
-            "{}: malformed JSON at line {line}, column {column}: {reason}",
-            describe_place(&pointer)
+        let violation = Violation::new(
+            ViolationKind::MalformedJson,
+            pointer,
+            format_args!("malformed JSON at line {line}, column {column}: {reason}"),
         );
         Violation {
-            kind: ViolationKind::MalformedJson,
-            pointer,
-            message,
             line_column: Some((line, column)),
+            ..violation
         }
     }
 
@@ -82,6 +85,11 @@ impl Violation {
     /// The readable message: the place first, then the reason.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The reason alone, without the place: `expected a string, found a number`.
+    pub fn reason(&self) -> &str {
+        &self.message[self.reason_start..]
     }
 
     /// Line and column (both 1-based) of a [`ViolationKind::MalformedJson`] error.
@@ -133,9 +141,15 @@ impl PatchError {
     pub fn is_truncated(&self) -> bool {
         self.truncated
     }
+
+    /// How many violations the one-line [`Display`](fmt::Display) form shows.
+    pub const SHOWN_INLINE: usize = 3;
 }
 
 impl fmt::Display for PatchError {
+    /// One line: the count and the first [`PatchError::SHOWN_INLINE`] violations,
+    /// `patch rejected, 2 violations: `/traits/A/x`: ...; `/traits/A/y`: ...`. The alternate
+    /// form (`{:#}`) lists every violation, one per line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.violations.len();
         let more = if self.truncated { " or more" } else { "" };
@@ -145,8 +159,19 @@ impl fmt::Display for PatchError {
             "violations"
         };
         write!(f, "patch rejected, {count}{more} {noun}")?;
-        for violation in &self.violations {
-            write!(f, "\n- {violation}")?;
+        if f.alternate() {
+            for violation in &self.violations {
+                write!(f, "\n- {violation}")?;
+            }
+            return Ok(());
+        }
+        let shown = &self.violations[..count.min(Self::SHOWN_INLINE)];
+        for (index, violation) in shown.iter().enumerate() {
+            let separator = if index == 0 { ": " } else { "; " };
+            write!(f, "{separator}{violation}")?;
+        }
+        if count > shown.len() || self.truncated {
+            f.write_str("; ...")?;
         }
         Ok(())
     }
@@ -294,3 +319,51 @@ impl fmt::Display for ValueError {
 }
 
 impl std::error::Error for ValueError {}
+
+/// Why a number or text is not a [`Stamp`](crate::Stamp).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampError {
+    input: String,
+    out_of_range: bool,
+}
+
+impl StampError {
+    pub(crate) fn malformed(input: &str) -> Self {
+        StampError {
+            input: input.to_owned(),
+            out_of_range: false,
+        }
+    }
+
+    pub(crate) fn out_of_range(micros: i64) -> Self {
+        StampError {
+            input: micros.to_string(),
+            out_of_range: true,
+        }
+    }
+
+    /// The refused input: the text, or the microsecond count.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
+impl fmt::Display for StampError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.out_of_range {
+            write!(
+                f,
+                "{} microseconds since the epoch is outside the years 0000 to 9999",
+                self.input
+            )
+        } else {
+            write!(
+                f,
+                "`{}` is not an RFC 3339 date-time in the years 0000 to 9999, such as `2024-10-07T15:39:25.123456Z`",
+                self.input.escape_debug()
+            )
+        }
+    }
+}
+
+impl std::error::Error for StampError {}

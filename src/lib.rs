@@ -41,9 +41,9 @@
 //! let error = merge(&profile, &bad, &schema).unwrap_err();
 //! assert_eq!(
 //!     error.to_string(),
-//!     "patch rejected, 2 violations\n\
-//!      - `/traits/Contact/email`: string does not match pattern `@`\n\
-//!      - `/traits/Contact/fax`: trait `fax` is not declared in trait group `Contact`"
+//!     "patch rejected, 2 violations: \
+//!      `/traits/Contact/email`: string does not match pattern `@`; \
+//!      `/traits/Contact/fax`: trait `fax` is not declared in trait group `Contact`"
 //! );
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -64,6 +64,7 @@
 
 #![forbid(unsafe_code)]
 
+mod change;
 mod error;
 mod id;
 mod limits;
@@ -73,21 +74,25 @@ mod patch;
 mod pointer;
 mod profile;
 mod schema;
+mod stamp;
 mod validate;
 mod value;
 
+pub use change::{Change, ChangeKind};
 pub use error::{
-    IdError, MAX_VIOLATIONS, PatchError, SchemaError, ValueError, Violation, ViolationKind,
+    IdError, MAX_VIOLATIONS, PatchError, SchemaError, StampError, ValueError, Violation,
+    ViolationKind,
 };
 pub use id::{ProfileId, StoreId};
 pub use limits::Limits;
-pub use merge::{Change, ChangeKind, merge, merge_in_place, merge_in_place_owned};
+pub use merge::{merge, merge_in_place, merge_in_place_owned};
 pub use patch::{Patch, TraitChange};
 pub use profile::{Profile, TraitGroup};
 pub use schema::{
     ArrayRule, DataType, GroupDefinition, NumberRule, Pattern, StoreSchema, StringRule,
     TraitDefinition, ValidationRule,
 };
+pub use stamp::Stamp;
 pub use value::{Scalar, TraitValue};
 
 #[cfg(doctest)]

@@ -3,59 +3,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::change::{Change, ChangeKind};
 use crate::error::PatchError;
 use crate::names::Name;
 use crate::patch::{Entry, Patch, TraitChange};
 use crate::profile::{Profile, TraitGroup};
 use crate::schema::StoreSchema;
 use crate::value::TraitValue;
-
-/// One change a merge made to a profile.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    group: Name,
-    name: Name,
-    kind: ChangeKind,
-}
-
-impl Change {
-    /// The trait group of the changed trait.
-    pub fn group(&self) -> &str {
-        &self.group
-    }
-
-    /// The name of the changed trait.
-    pub fn trait_name(&self) -> &str {
-        &self.name
-    }
-
-    /// What happened to it.
-    pub fn kind(&self) -> &ChangeKind {
-        &self.kind
-    }
-}
-
-/// What happened to one trait.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChangeKind {
-    /// The trait was absent and now has `value`.
-    Added {
-        /// The value now stored.
-        value: TraitValue,
-    },
-    /// The trait's value changed from `old` to `new` (never equal).
-    Updated {
-        /// The value before.
-        old: TraitValue,
-        /// The value now stored.
-        new: TraitValue,
-    },
-    /// The trait was removed; it had `old`.
-    Removed {
-        /// The value before.
-        old: TraitValue,
-    },
-}
 
 /// Merges `patch` into `profile` under `schema` and returns the new profile; `profile` is
 /// left as it was.
@@ -170,22 +124,20 @@ pub fn merge_in_place_owned(
 ) -> Result<usize, PatchError> {
     schema.validate(&patch)?;
     let mut log = ChangeLog::counting();
-    let (names, groups, entries) = patch.into_parts();
-    let mut entries = entries.into_iter();
-    for group in groups {
-        let count = group.entries.len();
-        let group_name = group.name.of(&names);
+    let mut groups = patch.into_groups();
+    while let Some(group) = groups.next_group() {
         let candidates = NewTraitCandidates {
-            entries: &entries.as_slice()[..count],
-            names: &names,
+            entries: group.entries(),
+            names: group.names(),
         };
-        let index = find_group_with_room(profile, group_name, candidates);
-        let changes = entries.by_ref().take(count).map(|entry| {
-            let value = match entry.change {
+        let index = find_group_with_room(profile, group.name(), candidates);
+        let group_name = group.name();
+        let changes = group.drain().map(|(name, change)| {
+            let value = match change {
                 TraitChange::Set(value) => Some(Cow::Owned(value)),
                 TraitChange::Remove => None,
             };
-            (entry.name.of(&names), value)
+            (name, value)
         });
         apply_group(profile, group_name, index, changes, schema, &mut log);
     }
@@ -245,11 +197,7 @@ impl<'c> ChangeLog<'c> {
     fn note(&mut self, group: &Name, name: &Name, kind: impl FnOnce() -> ChangeKind) {
         self.count += 1;
         if let Some(changes) = self.changes.as_deref_mut() {
-            changes.push(Change {
-                group: group.clone(),
-                name: name.clone(),
-                kind: kind(),
-            });
+            changes.push(Change::new(group.clone(), name.clone(), kind()));
         }
     }
 }

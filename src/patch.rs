@@ -10,7 +10,6 @@ use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, Ma
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::error::{PatchError, Violation, ViolationKind, Violations};
-use crate::merge::{Change, ChangeKind};
 use crate::names::KeySeed;
 use crate::pointer::{group_pointer, pointer, trait_pointer};
 use crate::value::{ParsedValue, ParsedValueVisitor, TraitValue};
@@ -56,6 +55,61 @@ pub(crate) struct GroupEntry {
 pub(crate) struct Entry {
     pub(crate) name: Span,
     pub(crate) change: TraitChange,
+}
+
+/// The groups of a patch taken by value: each group's names are borrowed from the patch's
+/// name buffer while its values are moved out.
+pub(crate) struct IntoGroups {
+    names: String,
+    groups: std::vec::IntoIter<GroupEntry>,
+    entries: std::vec::IntoIter<Entry>,
+}
+
+impl IntoGroups {
+    /// The next group, in document order; its entries must be drained before the next call.
+    pub(crate) fn next_group(&mut self) -> Option<OwnedGroup<'_>> {
+        let group = self.groups.next()?;
+        Some(OwnedGroup {
+            name: group.name.of(&self.names),
+            names: &self.names,
+            count: group.entries.len(),
+            entries: &mut self.entries,
+        })
+    }
+}
+
+/// One group of a patch taken by value: see [`IntoGroups`].
+pub(crate) struct OwnedGroup<'p> {
+    name: &'p str,
+    names: &'p str,
+    count: usize,
+    entries: &'p mut std::vec::IntoIter<Entry>,
+}
+
+impl<'p> OwnedGroup<'p> {
+    /// The group's name.
+    pub(crate) fn name(&self) -> &'p str {
+        self.name
+    }
+
+    /// The names buffer the entries' spans index into.
+    pub(crate) fn names(&self) -> &'p str {
+        self.names
+    }
+
+    /// The group's entries, still in place.
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries.as_slice()[..self.count]
+    }
+
+    /// The group's trait names with their changes, moved out.
+    pub(crate) fn drain(self) -> impl Iterator<Item = (&'p str, TraitChange)> {
+        let names = self.names;
+        self.entries
+            .by_ref()
+            .take(self.count)
+            .map(move |entry| (entry.name.of(names), entry.change))
+    }
 }
 
 /// A group of a patch as the checks and the merge see it.
@@ -276,10 +330,13 @@ impl Patch {
         self.name(entry.name)
     }
 
-    /// Takes the patch apart, so a merge can move its values out: the names, the groups in
-    /// order, and the entries, whose groups' ranges tile them in order.
-    pub(crate) fn into_parts(self) -> (String, Vec<GroupEntry>, Vec<Entry>) {
-        (self.names, self.groups, self.entries)
+    /// The groups of the patch taken by value, so a merge can move the values out.
+    pub(crate) fn into_groups(self) -> IntoGroups {
+        IntoGroups {
+            names: self.names,
+            groups: self.groups.into_iter(),
+            entries: self.entries.into_iter(),
+        }
     }
 
     /// Every `(group, trait, change)` of the patch, in document order.
@@ -342,56 +399,6 @@ impl Patch {
             }
         }
         composed
-    }
-
-    /// The patch that makes `changes` again: each added or updated trait set to its new
-    /// value, each removed trait removed. Merged into the profile the changes were made to,
-    /// it gives the profile they made.
-    pub fn from_changes(changes: &[Change]) -> Patch {
-        let mut patch = Patch::new();
-        for change in changes {
-            let redo = match change.kind() {
-                ChangeKind::Added { value } | ChangeKind::Updated { new: value, .. } => {
-                    TraitChange::Set(value.clone())
-                }
-                ChangeKind::Removed { .. } => TraitChange::Remove,
-            };
-            patch.insert(change.group(), change.trait_name(), redo);
-        }
-        patch
-    }
-
-    /// The patch that takes `changes` back: each added trait removed, each updated or removed
-    /// trait set to its old value. Merged into the profile the changes made, it gives back
-    /// the profile they were made to (`==`; a removed trait comes back at the end of its
-    /// group, and a dropped group at the end of the profile).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use profile_traits::{merge_in_place, DataType, GroupDefinition, Patch, Profile, StoreSchema, TraitDefinition};
-    ///
-    /// let schema = StoreSchema::new([GroupDefinition::new("Contact")
-    ///     .with_trait("email", TraitDefinition::new(DataType::String))]).unwrap();
-    /// let before: Profile = serde_json::from_str(r#"{"traits": {"Contact": {"email": "old@b.c"}}}"#).unwrap();
-    /// let mut profile = before.clone();
-    /// let changes = merge_in_place(&mut profile, &r#"{"traits": {"Contact": {"email": "new@b.c"}}}"#.parse().unwrap(), &schema).unwrap();
-    /// merge_in_place(&mut profile, &Patch::undo(&changes), &schema).unwrap();
-    /// assert_eq!(profile, before);
-    /// ```
-    pub fn undo(changes: &[Change]) -> Patch {
-        let mut patch = Patch::new();
-        // Backwards, so that when a list names a trait twice, its earliest old value wins.
-        for change in changes.iter().rev() {
-            let undo = match change.kind() {
-                ChangeKind::Added { .. } => TraitChange::Remove,
-                ChangeKind::Updated { old, .. } | ChangeKind::Removed { old } => {
-                    TraitChange::Set(old.clone())
-                }
-            };
-            patch.insert(change.group(), change.trait_name(), undo);
-        }
-        patch
     }
 
     /// The patch in its wire form, as a `serde_json::Value`.

@@ -442,7 +442,7 @@ fn patch_deserialize_refuses_what_parsing_refuses() {
     let error = serde_json::from_str::<Patch>(r#"{"traits": {"Contact": null}}"#).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "patch rejected, 1 violation\n- `/traits/Contact`: expected an object, found null"
+        "patch rejected, 1 violation: `/traits/Contact`: expected an object, found null"
     );
 }
 
@@ -1406,7 +1406,7 @@ fn violations_are_capped_at_max_violations() {
     assert!(error.is_truncated());
     let lines: Vec<String> = first.iter().map(|(_, _, m)| format!("\n- {m}")).collect();
     assert_eq!(
-        error.to_string(),
+        format!("{error:#}"),
         format!("patch rejected, 100 or more violations{}", lines.concat())
     );
 }
@@ -1419,11 +1419,7 @@ fn exactly_max_violations_is_not_truncated() {
     let error = assert_rejected(&schema, &before, &patch, &all);
     assert_eq!(error.violations().len(), MAX_VIOLATIONS);
     assert!(!error.is_truncated());
-    assert!(
-        error
-            .to_string()
-            .starts_with("patch rejected, 100 violations\n- ")
-    );
+    assert!(format!("{error:#}").starts_with("patch rejected, 100 violations\n- "));
 }
 
 #[test]
@@ -1826,23 +1822,35 @@ fn merging_twice_equals_merging_once() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn patch_error_display_counts_and_lists_every_violation() {
+fn patch_error_display_is_one_line_with_the_first_violations() {
     let (schema, _) = standard();
     let one_error = schema
         .validate(&patch(r#"{"traits": {"Nope": {}}}"#))
         .unwrap_err();
     assert_eq!(
         one_error.to_string(),
-        "patch rejected, 1 violation\n- `/traits/Nope`: trait group `Nope` is not declared in the schema"
+        "patch rejected, 1 violation: `/traits/Nope`: trait group `Nope` is not declared in the schema"
     );
     let two = schema
         .validate(&patch(r#"{"traits": {"Contact": {"fax": 1, "vip": 1}}}"#))
         .unwrap_err();
     assert_eq!(
         two.to_string(),
-        "patch rejected, 2 violations\n\
-         - `/traits/Contact/fax`: trait `fax` is not declared in trait group `Contact`\n\
-         - `/traits/Contact/vip`: expected a boolean, found a number"
+        "patch rejected, 2 violations: \
+         `/traits/Contact/fax`: trait `fax` is not declared in trait group `Contact`; \
+         `/traits/Contact/vip`: expected a boolean, found a number"
+    );
+    let four = schema
+        .validate(&patch(
+            r#"{"traits": {"Contact": {"a": 1, "b": 1, "c": 1, "d": 1}}}"#,
+        ))
+        .unwrap_err();
+    assert_eq!(
+        four.to_string(),
+        "patch rejected, 4 violations: \
+         `/traits/Contact/a`: trait `a` is not declared in trait group `Contact`; \
+         `/traits/Contact/b`: trait `b` is not declared in trait group `Contact`; \
+         `/traits/Contact/c`: trait `c` is not declared in trait group `Contact`; ..."
     );
     assert!(!two.is_truncated());
     assert_eq!(
@@ -1852,11 +1860,43 @@ fn patch_error_display_counts_and_lists_every_violation() {
 }
 
 #[test]
+fn patch_error_alternate_display_lists_every_violation() {
+    let (schema, _) = standard();
+    let two = schema
+        .validate(&patch(r#"{"traits": {"Contact": {"fax": 1, "vip": 1}}}"#))
+        .unwrap_err();
+    assert_eq!(
+        format!("{two:#}"),
+        "patch rejected, 2 violations\n\
+         - `/traits/Contact/fax`: trait `fax` is not declared in trait group `Contact`\n\
+         - `/traits/Contact/vip`: expected a boolean, found a number"
+    );
+}
+
+#[test]
+fn violation_reason_is_the_message_without_the_place() {
+    let (schema, _) = standard();
+    let error = schema
+        .validate(&patch(r#"{"traits": {"Contact": {"vip": 1}}}"#))
+        .unwrap_err();
+    assert_eq!(error.violations()[0].pointer(), "/traits/Contact/vip");
+    assert_eq!(
+        error.violations()[0].reason(),
+        "expected a boolean, found a number"
+    );
+    let whole = patch_error("[1]");
+    assert_eq!(
+        whole.violations()[0].reason(),
+        "expected an object, found an array"
+    );
+}
+
+#[test]
 fn whole_document_violation_names_the_document() {
     let error = patch_error("[1]");
     assert_eq!(
         error.to_string(),
-        "patch rejected, 1 violation\n- the document: expected an object, found an array"
+        "patch rejected, 1 violation: the document: expected an object, found an array"
     );
 }
 

@@ -59,7 +59,7 @@ pub fn expected(list: &[(ViolationKind, &str, &str)]) -> Vec<Found> {
         .collect()
 }
 
-/// A change as comparable JSON: `{"group", "trait", "added"|"updated"|"removed": ...}`.
+/// A change as comparable JSON: `{"group", "trait", "added"|"updated"|"removed"|"touched"|"stale": ...}`.
 pub fn change_json(change: &Change) -> serde_json::Value {
     let value = |v: &TraitValue| serde_json::Value::from(v.clone());
     let kind = match change.kind() {
@@ -68,6 +68,8 @@ pub fn change_json(change: &Change) -> serde_json::Value {
             serde_json::json!({"updated": {"old": value(old), "new": value(new)}})
         }
         ChangeKind::Removed { old } => serde_json::json!({"removed": value(old)}),
+        ChangeKind::Touched => serde_json::json!({"touched": true}),
+        ChangeKind::Stale { by } => serde_json::json!({"stale": by}),
     };
     let mut object = serde_json::json!({"group": change.group(), "trait": change.trait_name()});
     object

@@ -1,0 +1,134 @@
+//! The changes a merge reports, and the patches that replay or take them back.
+
+use crate::names::Name;
+use crate::patch::{Patch, TraitChange};
+use crate::stamp::Stamp;
+use crate::value::TraitValue;
+
+/// One change a merge made to a profile, or, for the stamped merge, one write it skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    group: Name,
+    name: Name,
+    kind: ChangeKind,
+}
+
+impl Change {
+    pub(crate) fn new(group: Name, name: Name, kind: ChangeKind) -> Self {
+        Change { group, name, kind }
+    }
+
+    /// The trait group of the changed trait.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The name of the changed trait.
+    pub fn trait_name(&self) -> &str {
+        &self.name
+    }
+
+    /// What happened to it.
+    pub fn kind(&self) -> &ChangeKind {
+        &self.kind
+    }
+}
+
+/// What happened to one trait.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeKind {
+    /// The trait was absent and now has `value`.
+    Added {
+        /// The value now stored.
+        value: TraitValue,
+    },
+    /// The trait's value changed from `old` to `new` (never equal).
+    Updated {
+        /// The value before.
+        old: TraitValue,
+        /// The value now stored.
+        new: TraitValue,
+    },
+    /// The trait was removed; it had `old`.
+    Removed {
+        /// The value before.
+        old: TraitValue,
+    },
+    /// Stamped merge only: the write won, but the trait's visible state is what it was (the
+    /// same value set again, or a removal of a trait that was not live); only its stamp
+    /// moved, so a store writes stamps but the API view is unchanged.
+    Touched,
+    /// Stamped merge only: the write lost to a newer one and was skipped; `by` is the stamp
+    /// that beat it (the trait's entry, or the horizon when the trait has none).
+    Stale {
+        /// The stamp that beat the write.
+        by: Stamp,
+    },
+}
+
+impl ChangeKind {
+    /// Whether the change alters the API view of the profile: added, updated or removed.
+    pub fn is_visible(&self) -> bool {
+        match self {
+            ChangeKind::Added { .. } | ChangeKind::Updated { .. } | ChangeKind::Removed { .. } => {
+                true
+            }
+            ChangeKind::Touched | ChangeKind::Stale { .. } => false,
+        }
+    }
+}
+
+impl Patch {
+    /// The patch that makes `changes` again: each added or updated trait set to its new
+    /// value, each removed trait removed; touched and stale ones change no value and are left
+    /// out. Merged into the profile the changes were made to,
+    /// it gives the profile they made.
+    pub fn from_changes(changes: &[Change]) -> Patch {
+        let mut patch = Patch::new();
+        for change in changes {
+            let redo = match change.kind() {
+                ChangeKind::Added { value } | ChangeKind::Updated { new: value, .. } => {
+                    TraitChange::Set(value.clone())
+                }
+                ChangeKind::Removed { .. } => TraitChange::Remove,
+                ChangeKind::Touched | ChangeKind::Stale { .. } => continue,
+            };
+            patch.insert(change.group(), change.trait_name(), redo);
+        }
+        patch
+    }
+
+    /// The patch that takes `changes` back: each added trait removed, each updated or removed
+    /// trait set to its old value (touched and stale ones are left out). Merged into the profile the changes made, it gives back
+    /// the profile they were made to (`==`; a removed trait comes back at the end of its
+    /// group, and a dropped group at the end of the profile).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use profile_traits::{merge_in_place, DataType, GroupDefinition, Patch, Profile, StoreSchema, TraitDefinition};
+    ///
+    /// let schema = StoreSchema::new([GroupDefinition::new("Contact")
+    ///     .with_trait("email", TraitDefinition::new(DataType::String))]).unwrap();
+    /// let before: Profile = serde_json::from_str(r#"{"traits": {"Contact": {"email": "old@b.c"}}}"#).unwrap();
+    /// let mut profile = before.clone();
+    /// let changes = merge_in_place(&mut profile, &r#"{"traits": {"Contact": {"email": "new@b.c"}}}"#.parse().unwrap(), &schema).unwrap();
+    /// merge_in_place(&mut profile, &Patch::undo(&changes), &schema).unwrap();
+    /// assert_eq!(profile, before);
+    /// ```
+    pub fn undo(changes: &[Change]) -> Patch {
+        let mut patch = Patch::new();
+        // Backwards, so that when a list names a trait twice, its earliest old value wins.
+        for change in changes.iter().rev() {
+            let undo = match change.kind() {
+                ChangeKind::Added { .. } => TraitChange::Remove,
+                ChangeKind::Updated { old, .. } | ChangeKind::Removed { old } => {
+                    TraitChange::Set(old.clone())
+                }
+                ChangeKind::Touched | ChangeKind::Stale { .. } => continue,
+            };
+            patch.insert(change.group(), change.trait_name(), undo);
+        }
+        patch
+    }
+}
