@@ -1,5 +1,7 @@
 //! The changes a merge reports, and the patches that replay or take them back.
 
+use std::borrow::Cow;
+
 use crate::names::Name;
 use crate::patch::{Patch, TraitChange};
 use crate::stamp::Stamp;
@@ -74,6 +76,52 @@ impl ChangeKind {
                 true
             }
             ChangeKind::Touched | ChangeKind::Stale { .. } => false,
+        }
+    }
+}
+
+/// One trait's change as the merges take it: a name, and a value to set or `None` to
+/// remove. Values are moved in when owned, cloned when borrowed.
+pub(crate) type NamedChange<'v> = (&'v str, Option<Cow<'v, TraitValue>>);
+
+/// Counts the changes a merge makes, and records them when asked to.
+pub(crate) struct ChangeLog<'c> {
+    pub(crate) count: usize,
+    changes: Option<&'c mut Vec<Change>>,
+}
+
+impl<'c> ChangeLog<'c> {
+    pub(crate) fn counting() -> Self {
+        ChangeLog {
+            count: 0,
+            changes: None,
+        }
+    }
+
+    pub(crate) fn recording(changes: &'c mut Vec<Change>) -> Self {
+        ChangeLog {
+            count: 0,
+            changes: Some(changes),
+        }
+    }
+
+    /// Notes one change; `kind` is only built when the change is recorded.
+    pub(crate) fn note(&mut self, group: &Name, name: &Name, kind: impl FnOnce() -> ChangeKind) {
+        self.count += 1;
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.push(Change::new(group.clone(), name.clone(), kind()));
+        }
+    }
+
+    /// Notes a stamped write skipped as stale: recorded when asked to, but not counted,
+    /// since it changed nothing.
+    pub(crate) fn note_stale(&mut self, group: &Name, name: &Name, by: Stamp) {
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.push(Change::new(
+                group.clone(),
+                name.clone(),
+                ChangeKind::Stale { by },
+            ));
         }
     }
 }

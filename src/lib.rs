@@ -75,6 +75,7 @@ mod pointer;
 mod profile;
 mod schema;
 mod stamp;
+mod stored;
 mod validate;
 mod value;
 
@@ -93,6 +94,7 @@ pub use schema::{
     TraitDefinition, ValidationRule,
 };
 pub use stamp::Stamp;
+pub use stored::{StoredProfile, StoredTrait};
 pub use value::{Scalar, TraitValue};
 
 #[cfg(doctest)]

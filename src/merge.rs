@@ -1,15 +1,12 @@
 //! Merging a validated patch into a profile: immutable, in place, and by value.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::change::{Change, ChangeKind};
+use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
 use crate::error::PatchError;
-use crate::names::Name;
 use crate::patch::{Entry, Patch, TraitChange};
 use crate::profile::{Profile, TraitGroup};
 use crate::schema::StoreSchema;
-use crate::value::TraitValue;
 
 /// Merges `patch` into `profile` under `schema` and returns the new profile; `profile` is
 /// left as it was.
@@ -132,21 +129,13 @@ pub fn merge_in_place_owned(
         };
         let index = find_group_with_room(profile, group.name(), candidates);
         let group_name = group.name();
-        let changes = group.drain().map(|(name, change)| {
-            let value = match change {
-                TraitChange::Set(value) => Some(Cow::Owned(value)),
-                TraitChange::Remove => None,
-            };
-            (name, value)
-        });
+        let changes = group
+            .drain()
+            .map(|(name, change)| (name, change.into_value()));
         apply_group(profile, group_name, index, changes, schema, &mut log);
     }
     Ok(log.count)
 }
-
-/// One trait's change as [`apply_group`] takes it: a name, and a value to set or `None` to
-/// remove.
-type NamedChange<'v> = (&'v str, Option<Cow<'v, TraitValue>>);
 
 /// Applies a validated `patch` by reference: values are cloned where stored.
 fn apply_borrowed(
@@ -156,49 +145,16 @@ fn apply_borrowed(
     log: &mut ChangeLog<'_>,
 ) {
     for group in patch.group_views() {
-        let changes = group.entries.iter().map(|entry| {
-            let value = match &entry.change {
-                TraitChange::Set(value) => Some(Cow::Borrowed(value)),
-                TraitChange::Remove => None,
-            };
-            (patch.entry_name(entry), value)
-        });
+        let changes = group
+            .entries
+            .iter()
+            .map(|entry| (patch.entry_name(entry), entry.change.borrowed_value()));
         let candidates = NewTraitCandidates {
             entries: group.entries,
             names: patch.names(),
         };
         let index = find_group_with_room(profile, group.name, candidates);
         apply_group(profile, group.name, index, changes, schema, log);
-    }
-}
-
-/// Counts the changes a merge makes, and records them when asked to.
-struct ChangeLog<'c> {
-    count: usize,
-    changes: Option<&'c mut Vec<Change>>,
-}
-
-impl<'c> ChangeLog<'c> {
-    fn counting() -> Self {
-        ChangeLog {
-            count: 0,
-            changes: None,
-        }
-    }
-
-    fn recording(changes: &'c mut Vec<Change>) -> Self {
-        ChangeLog {
-            count: 0,
-            changes: Some(changes),
-        }
-    }
-
-    /// Notes one change; `kind` is only built when the change is recorded.
-    fn note(&mut self, group: &Name, name: &Name, kind: impl FnOnce() -> ChangeKind) {
-        self.count += 1;
-        if let Some(changes) = self.changes.as_deref_mut() {
-            changes.push(Change::new(group.clone(), name.clone(), kind()));
-        }
     }
 }
 

@@ -26,6 +26,24 @@ pub enum TraitChange {
     Remove,
 }
 
+impl TraitChange {
+    /// The value to set, borrowed, or `None` for a removal.
+    pub(crate) fn borrowed_value(&self) -> Option<Cow<'_, TraitValue>> {
+        match self {
+            TraitChange::Set(value) => Some(Cow::Borrowed(value)),
+            TraitChange::Remove => None,
+        }
+    }
+
+    /// The value to set, moved out, or `None` for a removal.
+    pub(crate) fn into_value(self) -> Option<Cow<'static, TraitValue>> {
+        match self {
+            TraitChange::Set(value) => Some(Cow::Owned(value)),
+            TraitChange::Remove => None,
+        }
+    }
+}
+
 /// Keys of one object checked for repetition by scanning; past this many, by a set.
 const SCAN_KEYS: usize = 32;
 

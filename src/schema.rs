@@ -454,6 +454,19 @@ impl GroupDefinition {
         self.traits.get_key_value(name)
     }
 
+    /// The declared trait `name`'s place in declaration order and its shared key.
+    pub(crate) fn resolve_ranked(&self, name: &str) -> Option<(u32, &Name)> {
+        let (index, key, _) = self.traits.get_full(name)?;
+        Some((declaration_rank(index), key))
+    }
+
+    /// The trait `name`'s place in declaration order, or `u32::MAX` when not declared.
+    pub(crate) fn rank_of_trait(&self, name: &str) -> u32 {
+        self.traits
+            .get_index_of(name)
+            .map_or(u32::MAX, declaration_rank)
+    }
+
     fn check(&self) -> Result<(), SchemaError> {
         let location = format!("trait group `{}`", self.name);
         if !is_group_name(&self.name) {
@@ -619,6 +632,24 @@ impl StoreSchema {
     pub(crate) fn resolve(&self, name: &str) -> Option<(&Name, &GroupDefinition)> {
         self.groups.get_key_value(name)
     }
+
+    /// The declared group `name`'s place in declaration order, its shared key and definition.
+    pub(crate) fn resolve_ranked(&self, name: &str) -> Option<(u32, &Name, &GroupDefinition)> {
+        let (index, key, definition) = self.groups.get_full(name)?;
+        Some((declaration_rank(index), key, definition))
+    }
+
+    /// The group `name`'s place in declaration order, or `u32::MAX` when not declared.
+    pub(crate) fn rank_of_group(&self, name: &str) -> u32 {
+        self.groups
+            .get_index_of(name)
+            .map_or(u32::MAX, declaration_rank)
+    }
+}
+
+/// A declaration index as a rank; a schema holds at most 50 groups of 95 traits.
+fn declaration_rank(index: usize) -> u32 {
+    u32::try_from(index).expect("a schema declares fewer than 2^32 groups or traits")
 }
 
 impl Serialize for GroupDefinition {

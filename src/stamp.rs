@@ -85,6 +85,15 @@ impl Stamp {
         })
     }
 
+    /// The stamp at the RFC 3339 instant `text` with `tiebreak`.
+    pub(crate) fn with_text(text: &str, tiebreak: u64) -> Result<Stamp, StampError> {
+        let instant: Stamp = text.parse()?;
+        Ok(Stamp {
+            tiebreak,
+            ..instant
+        })
+    }
+
     /// Microseconds since 1970-01-01T00:00:00Z.
     pub fn micros_since_epoch(&self) -> i64 {
         self.micros
@@ -304,28 +313,18 @@ impl Serialize for Stamp {
     }
 }
 
-/// The wire form of a [`Stamp`]: `{"time": RFC 3339, "tiebreak": u64}`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct StampWire<'a> {
-    #[serde(borrow)]
-    time: std::borrow::Cow<'a, str>,
-    tiebreak: u64,
-}
-
-impl StampWire<'_> {
-    pub(crate) fn into_stamp<E: de::Error>(self) -> Result<Stamp, E> {
-        let instant: Stamp = self.time.parse().map_err(E::custom)?;
-        Ok(Stamp {
-            tiebreak: self.tiebreak,
-            ..instant
-        })
-    }
-}
-
 impl<'de> Deserialize<'de> for Stamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        StampWire::deserialize(d)?.into_stamp()
+        /// The wire form: `{"time": RFC 3339, "tiebreak": u64}`.
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct StampWire {
+            time: String,
+            tiebreak: u64,
+        }
+
+        let wire = StampWire::deserialize(d)?;
+        Stamp::with_text(&wire.time, wire.tiebreak).map_err(de::Error::custom)
     }
 }
 

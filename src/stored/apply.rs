@@ -1,0 +1,218 @@
+//! Applying a patch to a stored profile at a stamp (SEMANTICS.md §6).
+
+use std::cmp::Ordering;
+
+use super::{
+    Entry, StoredGroup, StoredProfile, canonical_groups, canonical_traits, compare_writes,
+};
+use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
+use crate::error::PatchError;
+use crate::names::Name;
+use crate::patch::Patch;
+use crate::schema::{GroupDefinition, StoreSchema};
+use crate::stamp::Stamp;
+
+impl StoredProfile {
+    /// Applies `patch`, written at `stamp`, all or nothing, and returns what happened to each
+    /// trait it names.
+    ///
+    /// Validation is [`StoreSchema::validate`], unchanged, and does not look at the stored
+    /// profile. Then, per trait, the write is compared with the trait's entry:
+    /// - older than the entry, or no entry and not above the horizon: skipped,
+    ///   [`ChangeKind::Stale`] with the stamp that beat it;
+    /// - at the entry's stamp: the greater write wins (a removal beats a set; of two sets the
+    ///   value with the greater compact JSON text); the same write again reports nothing;
+    /// - newer: applied. A set reports [`ChangeKind::Added`], [`ChangeKind::Updated`], or
+    ///   [`ChangeKind::Touched`] when the value is the same (only the stamp moves); a removal
+    ///   leaves a tombstone and reports [`ChangeKind::Removed`], or [`ChangeKind::Touched`]
+    ///   when the trait was not live. A tombstone is recorded even for a trait with no entry,
+    ///   so that an older set arriving later cannot bring it back.
+    ///
+    /// Whatever order writes are applied in, the stored profile ends the same.
+    ///
+    /// # Errors
+    ///
+    /// Every violation of [`StoreSchema::validate`]; then nothing changes, stamps included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use profile_traits::{ChangeKind, Patch, Stamp, StoreSchema, StoredProfile};
+    ///
+    /// let schema: StoreSchema = serde_json::from_str(
+    ///     r#"[{"displayName": "Contact", "traits": {"phone": {"dataType": "STRING"}}}]"#)?;
+    /// let set: Patch = r#"{"traits": {"Contact": {"phone": "+1"}}}"#.parse()?;
+    /// let remove: Patch = r#"{"traits": {"Contact": {"phone": null}}}"#.parse()?;
+    ///
+    /// // The removal happened last but arrives first.
+    /// let mut profile = StoredProfile::new();
+    /// profile.apply(&remove, &schema, Stamp::new(2_000, 0)?)?;
+    /// let changes = profile.apply(&set, &schema, Stamp::new(1_000, 0)?)?;
+    /// assert_eq!(changes[0].kind(), &ChangeKind::Stale { by: Stamp::new(2_000, 0)? });
+    /// assert_eq!(profile.get("Contact", "phone"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply(
+        &mut self,
+        patch: &Patch,
+        schema: &StoreSchema,
+        stamp: Stamp,
+    ) -> Result<Vec<Change>, PatchError> {
+        schema.validate(patch)?;
+        let mut changes = Vec::new();
+        let mut log = ChangeLog::recording(&mut changes);
+        for group in patch.group_views() {
+            let writes = group
+                .entries
+                .iter()
+                .map(|entry| (patch.entry_name(entry), entry.change.borrowed_value()));
+            self.apply_group(group.name, writes, schema, stamp, &mut log);
+        }
+        Ok(changes)
+    }
+
+    /// Applies `patch`, taken by value, as [`StoredProfile::apply`], moving its values in;
+    /// returns how many entries changed (added, updated, removed or touched). `0` means
+    /// nothing needs storing.
+    ///
+    /// # Errors
+    ///
+    /// Every violation of [`StoreSchema::validate`]; then nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use profile_traits::{Patch, Stamp, StoreSchema, StoredProfile};
+    ///
+    /// let schema: StoreSchema = serde_json::from_str(
+    ///     r#"[{"displayName": "Contact", "traits": {"email": {"dataType": "STRING"}}}]"#)?;
+    /// let patch: Patch = r#"{"traits": {"Contact": {"email": "a@b.c"}}}"#.parse()?;
+    /// let mut profile = StoredProfile::new();
+    /// assert_eq!(profile.apply_owned(patch.clone(), &schema, Stamp::new(5, 0)?)?, 1);
+    /// assert_eq!(profile.apply_owned(patch, &schema, Stamp::new(5, 0)?)?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply_owned(
+        &mut self,
+        patch: Patch,
+        schema: &StoreSchema,
+        stamp: Stamp,
+    ) -> Result<usize, PatchError> {
+        schema.validate(&patch)?;
+        let mut log = ChangeLog::counting();
+        let mut groups = patch.into_groups();
+        while let Some(group) = groups.next_group() {
+            let name = group.name();
+            let writes = group
+                .drain()
+                .map(|(name, change)| (name, change.into_value()));
+            self.apply_group(name, writes, schema, stamp, &mut log);
+        }
+        Ok(log.count)
+    }
+
+    /// Applies the writes of one validated group at `stamp`.
+    fn apply_group<'v>(
+        &mut self,
+        group_name: &str,
+        writes: impl Iterator<Item = NamedChange<'v>>,
+        schema: &StoreSchema,
+        stamp: Stamp,
+        log: &mut ChangeLog<'_>,
+    ) {
+        let (group_rank, group_key, definition) = schema
+            .resolve_ranked(group_name)
+            .expect("validated: the schema declares every group of the patch");
+        let mut group_index = self.groups.get_index_of(group_name);
+        let mut ranked = false;
+        for (name, value) in writes {
+            let (trait_rank, trait_key) = definition
+                .resolve_ranked(name)
+                .expect("validated: the group declares every trait of the patch");
+            let existing = group_index
+                .and_then(|index| Some((index, self.groups[index].traits.get_index_of(name)?)));
+            let Some((index, slot)) = existing else {
+                if stamp <= self.horizon {
+                    log.note_stale(group_key, trait_key, self.horizon);
+                    continue;
+                }
+                let index = *group_index
+                    .get_or_insert_with(|| self.insert_group(group_key, group_rank, schema));
+                let group = &mut self.groups[index];
+                if !ranked {
+                    rank_traits(group, definition);
+                    ranked = true;
+                }
+                let at = group
+                    .traits
+                    .partition_point(|key, entry| (entry.rank, &**key) < (trait_rank, name));
+                let entry = Entry {
+                    rank: trait_rank,
+                    stamp,
+                    value: value.map(|v| v.into_owned()),
+                };
+                group.traits.shift_insert(at, trait_key.clone(), entry);
+                let new = &group.traits[at].value;
+                log.note(group_key, trait_key, || match new {
+                    Some(value) => ChangeKind::Added {
+                        value: value.clone(),
+                    },
+                    None => ChangeKind::Touched,
+                });
+                continue;
+            };
+            let entry = &mut self.groups[index].traits[slot];
+            match compare_writes(
+                (stamp, value.as_deref()),
+                (entry.stamp, entry.value.as_ref()),
+            ) {
+                Ordering::Less => {
+                    log.note_stale(group_key, trait_key, entry.stamp);
+                    continue;
+                }
+                Ordering::Equal => continue,
+                Ordering::Greater => {}
+            }
+            entry.stamp = stamp;
+            let old = std::mem::replace(&mut entry.value, value.map(|v| v.into_owned()));
+            let new = &entry.value;
+            log.note(group_key, trait_key, || match (old, new) {
+                (Some(old), Some(new)) if old == *new => ChangeKind::Touched,
+                (Some(old), Some(new)) => ChangeKind::Updated {
+                    old,
+                    new: new.clone(),
+                },
+                (None, Some(new)) => ChangeKind::Added { value: new.clone() },
+                (Some(old), None) => ChangeKind::Removed { old },
+                (None, None) => ChangeKind::Touched,
+            });
+        }
+    }
+
+    /// Inserts the empty group `key` at its place in `schema`'s order; returns its index.
+    fn insert_group(&mut self, key: &Name, rank: u32, schema: &StoreSchema) -> usize {
+        for (name, group) in &mut self.groups {
+            group.rank = schema.rank_of_group(name);
+        }
+        self.groups.sort_by(canonical_groups);
+        let at = self
+            .groups
+            .partition_point(|name, group| (group.rank, &**name) < (rank, &**key));
+        let group = StoredGroup {
+            rank,
+            traits: Default::default(),
+        };
+        self.groups.shift_insert(at, key.clone(), group);
+        at
+    }
+}
+
+/// Ranks a group's traits by `definition`'s declaration order and sorts them, so a new trait
+/// can be placed by its rank (a profile deserialized or made from a plain one is ranked by
+/// position until then).
+fn rank_traits(group: &mut StoredGroup, definition: &GroupDefinition) {
+    for (name, entry) in &mut group.traits {
+        entry.rank = definition.rank_of_trait(name);
+    }
+    group.traits.sort_by(canonical_traits);
+}

@@ -1,0 +1,135 @@
+//! The stored form of a [`StoredProfile`]: see its documentation.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer};
+use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
+
+use super::{Entry, StoredGroup, StoredProfile, rank_of};
+use crate::id::ProfileId;
+use crate::names::{NameMap, deserialize_unique_map};
+use crate::stamp::Stamp;
+use crate::value::TraitValue;
+
+impl Serialize for StoredProfile {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = 2 + usize::from(self.id.is_some()) + usize::from(self.created_at.is_some());
+        let mut s = serializer.serialize_struct("StoredProfile", fields)?;
+        if let Some(id) = &self.id {
+            s.serialize_field("id", id)?;
+        }
+        if let Some(created_at) = &self.created_at {
+            s.serialize_field("createdAt", created_at)?;
+        }
+        s.serialize_field("horizon", &self.horizon)?;
+        s.serialize_field("traits", &GroupsOut(&self.groups))?;
+        s.end()
+    }
+}
+
+struct GroupsOut<'a>(&'a NameMap<StoredGroup>);
+
+impl Serialize for GroupsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, group) in self.0 {
+            map.serialize_entry(&**name, &TraitsOut(&group.traits))?;
+        }
+        map.end()
+    }
+}
+
+struct TraitsOut<'a>(&'a NameMap<Entry>);
+
+impl Serialize for TraitsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, entry) in self.0 {
+            map.serialize_entry(&**name, entry)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Entry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Entry", 3)?;
+        s.serialize_field("value", &self.value)?;
+        s.serialize_field("time", &self.stamp.to_string())?;
+        s.serialize_field("tiebreak", &self.stamp.tiebreak())?;
+        s.end()
+    }
+}
+
+/// The stored form as read, before ranks are given.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StoredWire {
+    #[serde(default)]
+    id: Option<ProfileId>,
+    #[serde(default)]
+    created_at: Option<String>,
+    horizon: Stamp,
+    #[serde(deserialize_with = "deserialize_unique_map")]
+    traits: NameMap<GroupWire>,
+}
+
+struct GroupWire(NameMap<EntryWire>);
+
+impl<'de> Deserialize<'de> for GroupWire {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_unique_map(d).map(GroupWire)
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryWire {
+    value: Option<TraitValue>,
+    time: String,
+    tiebreak: u64,
+}
+
+impl<'de> Deserialize<'de> for StoredProfile {
+    /// Refuses unknown members, repeated keys, values outside the trait value domain,
+    /// malformed stamps and empty groups; keeps the order as stored.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = StoredWire::deserialize(d)?;
+        let mut groups = NameMap::default();
+        for (group_rank, (name, GroupWire(entries))) in wire.traits.into_iter().enumerate() {
+            if entries.is_empty() {
+                return Err(de::Error::custom(EmptyGroup(&name)));
+            }
+            let mut traits = NameMap::default();
+            for (rank, (trait_name, entry)) in entries.into_iter().enumerate() {
+                let stamp =
+                    Stamp::with_text(&entry.time, entry.tiebreak).map_err(de::Error::custom)?;
+                let entry = Entry {
+                    rank: rank_of(rank),
+                    stamp,
+                    value: entry.value,
+                };
+                traits.insert(trait_name, entry);
+            }
+            let group = StoredGroup {
+                rank: rank_of(group_rank),
+                traits,
+            };
+            groups.insert(name, group);
+        }
+        Ok(StoredProfile {
+            id: wire.id,
+            created_at: wire.created_at,
+            horizon: wire.horizon,
+            groups,
+        })
+    }
+}
+
+struct EmptyGroup<'a>(&'a str);
+
+impl fmt::Display for EmptyGroup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "trait group `{}` holds no entry", self.0)
+    }
+}
