@@ -35,6 +35,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ChangeKind::Removed { old } => {
                 println!("  removed {place} (was {})", serde_json::to_string(old)?)
             }
+            ChangeKind::Touched | ChangeKind::Stale { .. } => {
+                unreachable!("only the stamped merge reports {:?}", change.kind())
+            }
         }
     }
 

@@ -274,6 +274,9 @@ proptest! {
                 ChangeKind::Removed { old } => {
                     prop_assert_eq!(replayed.remove(g, t), Some(old.clone()));
                 }
+                ChangeKind::Touched | ChangeKind::Stale { .. } => {
+                    prop_assert!(false, "the plain merge reported {:?}", change.kind());
+                }
             }
         }
         // One change at a time, a group emptied and refilled by the patch is dropped and
