@@ -367,3 +367,70 @@ impl fmt::Display for StampError {
 }
 
 impl std::error::Error for StampError {}
+
+/// Why a trait listing could not be answered (a 400 in the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingError {
+    kind: ListingErrorKind,
+    message: String,
+}
+
+/// What is wrong with a listing request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ListingErrorKind {
+    /// `pageSize` is not within 1 to 1000.
+    PageSize,
+    /// `orderBy` is neither `ASC` nor `DESC`.
+    Order,
+    /// The page token is malformed or was altered.
+    MalformedToken,
+    /// The page token was made for another order or another group filter.
+    TokenMismatch,
+}
+
+impl ListingError {
+    pub(crate) fn page_size(page_size: usize) -> Self {
+        ListingError {
+            kind: ListingErrorKind::PageSize,
+            message: format!("`pageSize` {page_size} is not within 1 to 1000"),
+        }
+    }
+
+    pub(crate) fn order(text: &str) -> Self {
+        ListingError {
+            kind: ListingErrorKind::Order,
+            message: format!(
+                "`orderBy` `{}` is neither `ASC` nor `DESC`",
+                text.escape_debug()
+            ),
+        }
+    }
+
+    pub(crate) fn malformed_token() -> Self {
+        ListingError {
+            kind: ListingErrorKind::MalformedToken,
+            message: "`pageToken` is not a token this listing made".to_owned(),
+        }
+    }
+
+    pub(crate) fn token_mismatch() -> Self {
+        ListingError {
+            kind: ListingErrorKind::TokenMismatch,
+            message: "`pageToken` was made for another `orderBy` or `traitGroups`".to_owned(),
+        }
+    }
+
+    /// What is wrong, to branch on.
+    pub fn kind(&self) -> ListingErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for ListingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ListingError {}

@@ -68,6 +68,7 @@ mod change;
 mod error;
 mod id;
 mod limits;
+mod listing;
 mod merge;
 mod names;
 mod patch;
@@ -81,11 +82,15 @@ mod value;
 
 pub use change::{Change, ChangeKind};
 pub use error::{
-    IdError, MAX_VIOLATIONS, PatchError, SchemaError, StampError, ValueError, Violation,
-    ViolationKind,
+    IdError, ListingError, ListingErrorKind, MAX_VIOLATIONS, PatchError, SchemaError, StampError,
+    ValueError, Violation, ViolationKind,
 };
 pub use id::{ProfileId, StoreId};
 pub use limits::Limits;
+pub use listing::{
+    DEFAULT_PAGE_SIZE, FullTrait, MAX_PAGE_RECORDS, MAX_PAGE_SIZE, SortOrder, TraitPage,
+    TraitQuery, list_traits,
+};
 pub use merge::{merge, merge_in_place, merge_in_place_owned};
 pub use patch::{Patch, TraitChange};
 pub use profile::{Profile, TraitGroup};
