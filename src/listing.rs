@@ -465,7 +465,7 @@ impl PageToken {
 }
 
 fn decode_token(text: &str) -> Option<PageToken> {
-    if text.len() % 2 != 0 || text.len() > 4096 {
+    if !text.len().is_multiple_of(2) || text.len() > 4096 {
         return None;
     }
     let bytes: Vec<u8> = (0..text.len())
