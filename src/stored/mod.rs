@@ -302,13 +302,14 @@ impl PartialEq for StoredProfile {
 
 /// Which of two writes to one trait wins (SEMANTICS.md §6): the greater stamp; at equal
 /// stamps a removal beats a set, and of two sets the value whose compact JSON text is
-/// greater bytewise. `Equal` means the same write.
+/// greater bytewise. `Equal` means the same write: the same JSON text, not `==` values
+/// (`0.0 == -0.0`, but they are different writes, and taking them for the same one would
+/// keep whichever arrived first).
 fn compare_writes(a: (Stamp, Option<&TraitValue>), b: (Stamp, Option<&TraitValue>)) -> Ordering {
     a.0.cmp(&b.0).then_with(|| match (a.1, b.1) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,
-        (Some(x), Some(y)) if x == y => Ordering::Equal,
         (Some(x), Some(y)) => compact_json(x).cmp(&compact_json(y)),
     })
 }
