@@ -878,10 +878,106 @@ fn join_keeps_the_greater_horizon_and_drops_one_sided_entries_at_or_below_the_ot
     a.purge(at(4));
     let joined = a.join(&b);
     assert_eq!(joined, b.join(&a));
-    // `email` at 2 is at b's horizon: dropped; `phone` at 4 is at a's horizon: dropped;
+    // `phone` at 4 is at a's horizon, the joined one: dropped. `email` at 2 is at b's
+    // horizon: it gives way to a tombstone there (b refuses email writes up to 2), kept
+    // since it lies below the joined horizon: both sides take a write to `email` at 3.
     // `vip` at 6 is above both.
     assert_eq!(
         json_text(&joined),
-        stored(Some(4), &[("Prefs", &[("vip", entry("true", 6))])])
+        stored(
+            Some(4),
+            &[
+                ("Contact", &[("email", entry("null", 2))]),
+                ("Prefs", &[("vip", entry("true", 6))])
+            ]
+        )
     );
+    // Each side takes a write to `email` at 3, and so does the join.
+    let late = r#"{"traits": {"Contact": {"email": "late@x"}}}"#;
+    let (mut a, mut b, mut joined) = (a, b, joined);
+    assert_eq!(
+        apply(&mut a, late, at(3)),
+        [updated("Contact", "email", json!("a@x"), json!("late@x"))]
+    );
+    assert_eq!(
+        apply(&mut b, late, at(3)),
+        [added("Contact", "email", json!("late@x"))]
+    );
+    assert_eq!(
+        apply(&mut joined, late, at(3)),
+        [added("Contact", "email", json!("late@x"))]
+    );
+}
+
+/// Seed `620fe98d` (law 13): `a` holds `email` live at 1 below its horizon 4, `b` has no
+/// entry and horizon 2, `c` holds `email` at 3. `(a ⊔ b) ⊔ c` used to drop a's entry (at
+/// or below b's horizon), then c's (at or below the joined horizon 4), while
+/// `a ⊔ (b ⊔ c)` kept c's: join was not associative, and the first refused a write at 3
+/// that each of a, b and c takes.
+#[test]
+fn join_is_associative_when_an_entry_lies_below_its_own_horizon() {
+    let mut a = built(&[(SET_A, at(1))]);
+    a.purge(at(4));
+    let mut b = built(&[(r#"{"traits": {"Prefs": {"vip": true}}}"#, at(5))]);
+    b.purge(at(2));
+    let c = built(&[(SET_B, at(3))]);
+    let left = a.join(&b).join(&c);
+    let right = a.join(&b.join(&c));
+    assert_eq!(json_text(&left), json_text(&right));
+    assert_eq!(
+        json_text(&left),
+        stored(
+            Some(4),
+            &[
+                ("Contact", &[("email", entry(r#""b@x""#, 3))]),
+                ("Prefs", &[("vip", entry("true", 5))])
+            ]
+        )
+    );
+}
+
+/// Law 14 holds byte for byte for profiles in schema order. A profile made by
+/// `from_profile` keeps the plain profile's order until a write adds a trait to a group,
+/// which sorts that group; purging a tombstone first turns the next write to it from an
+/// update into an addition, so the order shows whether the purge came first (values and
+/// stamps do not). `sort_by_schema` makes both the same.
+#[test]
+fn an_unsorted_profile_shows_whether_a_purge_came_first() {
+    let plain = profile(r#"{"traits": {"Contact": {"tags": [1], "phone": "+1"}}}"#);
+    let mut base = StoredProfile::from_profile(plain, at(1));
+    apply(
+        &mut base,
+        r#"{"traits": {"Contact": {"phone": null}}}"#,
+        at(2),
+    );
+    let write = r#"{"traits": {"Contact": {"phone": "+2"}}}"#;
+    let mut purged_first = base.clone();
+    purged_first.purge(at(3));
+    apply(&mut purged_first, write, at(4));
+    let mut purged_last = base.clone();
+    apply(&mut purged_last, write, at(4));
+    purged_last.purge(at(3));
+    assert_eq!(
+        json_text(&purged_first),
+        stored(
+            Some(3),
+            &[(
+                "Contact",
+                &[("phone", entry(r#""+2""#, 4)), ("tags", entry("[1]", 1))]
+            )]
+        )
+    );
+    assert_eq!(
+        json_text(&purged_last),
+        stored(
+            Some(3),
+            &[(
+                "Contact",
+                &[("tags", entry("[1]", 1)), ("phone", entry(r#""+2""#, 4))]
+            )]
+        )
+    );
+    assert_eq!(purged_first.view(), purged_last.view());
+    purged_last.sort_by_schema(&fixture());
+    assert_eq!(json_text(&purged_last), json_text(&purged_first));
 }

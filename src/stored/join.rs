@@ -13,9 +13,10 @@ impl StoredProfile {
     /// or two profiles found to be one customer.
     ///
     /// Per trait, the winning entry of the two under the rules of
-    /// [`StoredProfile::apply`]; an entry only one side has is dropped when its stamp is at
-    /// or below the other side's horizon (that side would refuse it as stale). The horizon
-    /// is the greater of the two; `id` and `createdAt` are those of the profile created
+    /// [`StoredProfile::apply`]. An entry only one side has competes with a tombstone at the
+    /// other side's horizon (that side refuses the trait's writes at or below it): when the
+    /// entry is not newer, it gives way to that tombstone, which is left out when it lies
+    /// at the joined horizon. The horizon is the greater of the two; `id` and `createdAt` are those of the profile created
     /// first (an unknown `createdAt` counts as latest), then of the smaller id.
     ///
     /// Join is commutative, associative and idempotent, and joining the profiles built from
@@ -121,23 +122,46 @@ fn join_traits(
     b: Option<&StoredGroup>,
     b_horizon: Stamp,
 ) -> NameMap<Entry> {
+    let horizon = a_horizon.max(b_horizon);
     let mut traits = NameMap::default();
     for (name, entry) in a.iter().flat_map(|group| &group.traits) {
         let winner = match b.and_then(|group| group.traits.get(name)) {
-            Some(theirs) => newer(entry, theirs),
-            None if entry.stamp <= b_horizon => continue,
-            None => entry,
+            Some(theirs) => Some(newer(entry, theirs).clone()),
+            None => one_sided(entry, b_horizon, horizon),
         };
-        traits.insert(name.clone(), winner.clone());
+        if let Some(winner) = winner {
+            traits.insert(name.clone(), winner);
+        }
     }
     for (name, entry) in b.iter().flat_map(|group| &group.traits) {
         let in_a = a.is_some_and(|group| group.traits.contains_key(name));
-        if !in_a && entry.stamp > a_horizon {
-            traits.insert(name.clone(), entry.clone());
+        if !in_a && let Some(winner) = one_sided(entry, a_horizon, horizon) {
+            traits.insert(name.clone(), winner);
         }
     }
     traits.sort_by(canonical_traits);
     traits
+}
+
+/// The joined entry of a trait only one side has: `entry`, against the other side's
+/// `missing_horizon`, the joined profile's horizon being `horizon`.
+///
+/// The side without an entry refuses the trait's writes at or below its horizon, as if it
+/// held a tombstone there: that tombstone wins when the entry is not newer. It is left out
+/// when it lies at the joined horizon (no entry means the same there), and kept below it,
+/// so that the joined profile takes the writes both sides would take, and joining stays
+/// associative (dropping it would refuse writes between the two horizons that both sides
+/// take).
+fn one_sided(entry: &Entry, missing_horizon: Stamp, horizon: Stamp) -> Option<Entry> {
+    let order = compare_writes((entry.stamp, entry.value.as_ref()), (missing_horizon, None));
+    if order != Ordering::Less {
+        return Some(entry.clone());
+    }
+    (missing_horizon < horizon).then_some(Entry {
+        rank: entry.rank,
+        stamp: missing_horizon,
+        value: None,
+    })
 }
 
 /// The winning entry of two for one trait; `a` when they are the same write.
