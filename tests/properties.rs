@@ -1,5 +1,7 @@
-//! The merge laws of SEMANTICS.md §5, one property test per law, and a model test that
-//! runs random patch sequences against a deliberately naive model.
+//! The merge laws of SEMANTICS.md §5 and the event-time laws of §6 (10 to 15), one property
+//! test per law (named after it), a model test that runs random patch sequences against a
+//! deliberately naive model, and one that checks the stamped merge against "sort the
+//! writes, then merge".
 //!
 //! 256 cases per law by default; `PROPTEST_CASES=10000` for the long run. Failing seeds are
 //! kept in `proptest-regressions/properties.txt`.
@@ -7,15 +9,18 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 
 use common::strategies::{
-    Doc, any_patch_doc, case, case2, config, invalid_patch_doc, profile, schema,
+    Doc, any_patch_doc, case, case2, config, invalid_patch_doc, profile, schema, valid_patch,
 };
 use profile_traits::{
-    ChangeKind, Patch, PatchError, Profile, StoreSchema, TraitChange, ViolationKind, merge,
-    merge_in_place, merge_in_place_owned,
+    Change, ChangeKind, Patch, PatchError, Profile, Stamp, StoreSchema, StoredProfile, TraitChange,
+    TraitValue, ViolationKind, merge, merge_in_place, merge_in_place_owned,
 };
+use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
+use proptest::sample::Index;
 use serde_json::Value;
 
 const REGRESSIONS: &str = "proptest-regressions/properties.txt";
@@ -293,9 +298,9 @@ proptest! {
         prop_assert_eq!(changes.is_empty(), text(&after) == text(&profile));
     }
 
-    /// Law 10: the in-place forms and `merge` agree (same profile, order included, same
-    /// error), the owned form counts the changes the borrowed one lists, and validation
-    /// alone accepts exactly the patches that `merge` accepts.
+    /// The in-place forms and `merge` agree (same profile, order included, same error), the
+    /// owned form counts the changes the borrowed one lists, and validation alone accepts
+    /// exactly the patches that `merge` accepts.
     #[test]
     fn in_place_merge_and_validation_agree_with_merge((schema, profile, (doc, valid)) in mixed_case()) {
         let patch = match doc.to_json().parse::<Patch>() {
@@ -467,6 +472,445 @@ proptest! {
             }
             prop_assert!(model.matches(&profile), "model {:?}\nprofile {}", model, text(&profile));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Event time: laws 10 to 15 (SEMANTICS.md §6)
+// ---------------------------------------------------------------------------------------
+
+/// The stored profile's JSON text: stamps, tombstones, horizon and order.
+fn stored_text(stored: &StoredProfile) -> String {
+    serde_json::to_string(stored).expect("a stored profile serializes")
+}
+
+/// A small stamp domain, so that equal stamps (ties) are frequent: 1 to 4 microseconds
+/// after the epoch, tiebreaker 0 or 1.
+fn small_stamp() -> impl Strategy<Value = Stamp> {
+    (1i64..=4, 0u64..=1).prop_map(|(micros, tiebreak)| Stamp::new(micros, tiebreak).unwrap())
+}
+
+/// Valid patches, each with a stamp from the small domain.
+fn stamped_writes(schema: &StoreSchema, count: RangeInclusive<usize>) -> BoxedStrategy<Writes> {
+    vec((valid_patch(schema), small_stamp()), count).boxed()
+}
+
+type Writes = Vec<(Patch, Stamp)>;
+
+/// What a stored profile is built from: perhaps a plain profile (`from_profile`, with its id
+/// and creation time) at a stamp, then writes applied in order, with perhaps a purge after
+/// some of them.
+#[derive(Debug, Clone)]
+struct History {
+    base: Option<(Profile, Stamp)>,
+    writes: Writes,
+    purge: Option<(usize, Stamp)>,
+}
+
+impl History {
+    fn build(&self, schema: &StoreSchema) -> StoredProfile {
+        let mut stored = match &self.base {
+            Some((profile, stamp)) => StoredProfile::from_profile(profile.clone(), *stamp),
+            None => StoredProfile::new(),
+        };
+        for (i, (patch, stamp)) in self.writes.iter().enumerate() {
+            if let Some((at, horizon)) = self.purge
+                && at == i
+            {
+                stored.purge(horizon);
+            }
+            stored
+                .apply(patch, schema, *stamp)
+                .expect("generated valid patches apply");
+        }
+        if let Some((at, horizon)) = self.purge
+            && at >= self.writes.len()
+        {
+            stored.purge(horizon);
+        }
+        stored
+    }
+}
+
+fn history(schema: &StoreSchema) -> BoxedStrategy<History> {
+    (
+        prop::option::of((profile(schema), small_stamp())),
+        stamped_writes(schema, 0..=6),
+        prop::option::of((0usize..=6, small_stamp())),
+    )
+        .prop_map(|(base, writes, purge)| History {
+            base,
+            writes,
+            purge,
+        })
+        .boxed()
+}
+
+/// Applies `patch` at `stamp`, which must be accepted.
+fn applied(
+    stored: &mut StoredProfile,
+    patch: &Patch,
+    schema: &StoreSchema,
+    stamp: Stamp,
+) -> Vec<Change> {
+    stored
+        .apply(patch, schema, stamp)
+        .expect("generated valid patches apply")
+}
+
+/// One trait write: group, trait, stamp, and the value's compact JSON (`None`: removal).
+type Write = (String, String, Stamp, Option<TraitValue>);
+
+/// Every trait write of a base profile (each trait set at the base stamp) and of the
+/// stamped patches.
+fn trait_writes(base: Option<&(Profile, Stamp)>, writes: &[(Patch, Stamp)]) -> Vec<Write> {
+    let mut all = Vec::new();
+    if let Some((profile, stamp)) = base {
+        for (g, group) in profile.groups() {
+            for (t, value) in group.iter() {
+                all.push((g.to_owned(), t.to_owned(), *stamp, Some(value.clone())));
+            }
+        }
+    }
+    for (patch, stamp) in writes {
+        for (g, t, change) in patch.iter() {
+            let value = match change {
+                TraitChange::Set(value) => Some(value.clone()),
+                TraitChange::Remove => None,
+            };
+            all.push((g.to_owned(), t.to_owned(), *stamp, value));
+        }
+    }
+    all
+}
+
+/// The tie rule as a sort key: stamp, then a removal above a set, then the greater compact
+/// JSON text of the value.
+fn write_key(write: &Write) -> (Stamp, bool, Vec<u8>) {
+    let (_, _, stamp, value) = write;
+    let json = value
+        .as_ref()
+        .map(|v| serde_json::to_vec(v).expect("a value serializes"))
+        .unwrap_or_default();
+    (*stamp, value.is_none(), json)
+}
+
+/// The model of a stamped profile built from `writes` (no purge): per trait, the write
+/// that is greatest by [`write_key`], as `(stamp, compact JSON or None)`.
+fn winners(writes: &[Write]) -> BTreeMap<(String, String), (Stamp, Option<String>)> {
+    let mut sorted = writes.to_vec();
+    sorted.sort_by_cached_key(write_key);
+    let mut model = BTreeMap::new();
+    for (g, t, stamp, value) in sorted {
+        let json = value.map(|v| serde_json::to_string(&v).expect("a value serializes"));
+        model.insert((g, t), (stamp, json));
+    }
+    model
+}
+
+/// The entries of a stored profile in the model's form.
+fn entries(stored: &StoredProfile) -> BTreeMap<(String, String), (Stamp, Option<String>)> {
+    stored
+        .traits()
+        .map(|t| {
+            let json = t
+                .value()
+                .map(|v| serde_json::to_string(v).expect("a value serializes"));
+            (
+                (t.group().to_owned(), t.name().to_owned()),
+                (t.stamp(), json),
+            )
+        })
+        .collect()
+}
+
+/// "Sort the writes by stamp with the tie rule, then fold the plain merge": each write, in
+/// that order, merged as a one-trait patch into a plain profile. The base's undeclared
+/// groups, which no patch can name, are taken as they are.
+fn sorted_fold(
+    schema: &StoreSchema,
+    base: Option<&(Profile, Stamp)>,
+    writes: &[(Patch, Stamp)],
+) -> Profile {
+    let mut all = trait_writes(base, writes);
+    all.sort_by_cached_key(write_key);
+    let mut profile = Profile::new();
+    if let Some((base, _)) = base {
+        profile.set_id(base.id().cloned());
+        profile.set_created_at(base.created_at().map(str::to_owned));
+    }
+    for (g, t, _, value) in all {
+        if schema.group(&g).is_none() {
+            let value = value.expect("only the base writes undeclared groups, and only sets");
+            profile.insert(&g, &t, value);
+            continue;
+        }
+        let mut one = Patch::new();
+        one.insert(&g, &t, value.map_or(TraitChange::Remove, TraitChange::Set));
+        merge_in_place(&mut profile, &one, schema).expect("a write of a valid patch is valid");
+    }
+    profile
+}
+
+/// A schema, perhaps a base profile at a stamp, and a multiset of stamped writes (some
+/// written twice on purpose) in three orders: as generated and two shuffles.
+#[allow(clippy::type_complexity)]
+fn order_case() -> impl Strategy<
+    Value = (
+        StoreSchema,
+        Option<(Profile, Stamp)>,
+        Writes,
+        Writes,
+        Writes,
+    ),
+> {
+    schema()
+        .prop_flat_map(|s| {
+            (
+                Just(s.clone()),
+                prop::option::of((profile(&s), small_stamp())),
+                stamped_writes(&s, 1..=6),
+                vec(any::<Index>(), 0..=3),
+            )
+        })
+        .prop_flat_map(|(s, base, writes, twice)| {
+            let mut all = writes.clone();
+            for index in twice {
+                all.push(writes[index.index(writes.len())].clone());
+            }
+            (
+                Just(s),
+                Just(base),
+                Just(all.clone()),
+                Just(all.clone()).prop_shuffle(),
+                Just(all).prop_shuffle(),
+            )
+        })
+}
+
+fn history_case() -> impl Strategy<Value = (StoreSchema, History)> {
+    schema().prop_flat_map(|s| (Just(s.clone()), history(&s)))
+}
+
+fn built_from(
+    base: Option<&(Profile, Stamp)>,
+    writes: &[(Patch, Stamp)],
+    schema: &StoreSchema,
+) -> StoredProfile {
+    History {
+        base: base.cloned(),
+        writes: writes.to_vec(),
+        purge: None,
+    }
+    .build(schema)
+}
+
+proptest! {
+    #![proptest_config(config(REGRESSIONS))]
+
+    /// Law 10, order independence: applying the stamped patches of a multiset in any order
+    /// gives the same stored profile, serialized to the same bytes; and it is the model's:
+    /// per trait the greatest write (stamp, then removal over set, then greater compact
+    /// JSON) with its stamp, and a view equal to the plain merge of the writes sorted so.
+    #[test]
+    fn law_10_order_independence((schema, base, writes, shuffled, reshuffled) in order_case()) {
+        let one = built_from(base.as_ref(), &writes, &schema);
+        let two = built_from(base.as_ref(), &shuffled, &schema);
+        let three = built_from(base.as_ref(), &reshuffled, &schema);
+        prop_assert_eq!(stored_text(&two), stored_text(&one));
+        prop_assert_eq!(stored_text(&three), stored_text(&one));
+        prop_assert_eq!(&two, &one);
+
+        let model = winners(&trait_writes(base.as_ref(), &writes));
+        prop_assert_eq!(entries(&one), model);
+        prop_assert_eq!(one.view(), sorted_fold(&schema, base.as_ref(), &writes));
+        prop_assert_eq!(one.horizon(), Stamp::MIN);
+    }
+
+    /// Law 11, redelivery: applying a stamped patch of the history a second time changes
+    /// nothing (the stored profile keeps its bytes) and reports no change but stale writes.
+    #[test]
+    fn law_11_redelivery((schema, history) in history_case()) {
+        let stored = history.build(&schema);
+        let before = stored_text(&stored);
+        for (patch, stamp) in &history.writes {
+            let mut again = stored.clone();
+            let changes = applied(&mut again, patch, &schema, *stamp);
+            prop_assert_eq!(stored_text(&again), before.as_str());
+            prop_assert!(
+                changes.iter().all(|c| matches!(c.kind(), ChangeKind::Stale { .. })),
+                "redelivery at {} reported {:?}", stamp, changes
+            );
+            let mut owned = stored.clone();
+            let count = owned.apply_owned(patch.clone(), &schema, *stamp).expect("valid patch");
+            prop_assert_eq!(count, 0);
+            prop_assert_eq!(stored_text(&owned), before.as_str());
+        }
+    }
+
+    /// Law 12, agreement: with strictly increasing stamps, the stamped merge's view equals
+    /// the plain merge's profile (as maps), and each apply reports, besides touched traits,
+    /// exactly the plain merge's changes and nothing stale.
+    #[test]
+    fn law_12_agreement_with_the_plain_merge(
+        (schema, profile, patches, stamps) in schema().prop_flat_map(|s| {
+            (Just(s.clone()), profile(&s), vec(valid_patch(&s), 1..=6))
+        }).prop_flat_map(|(s, p, patches)| {
+            let n = patches.len() + 1;
+            let stamps = btree_set((-1_000i64..1_000, 0u64..3), n..=n);
+            (Just(s), Just(p), Just(patches), stamps)
+        })
+    ) {
+        let stamps: Vec<Stamp> = stamps
+            .into_iter()
+            .map(|(micros, tiebreak)| Stamp::new(micros, tiebreak).unwrap())
+            .collect();
+        let mut stored = StoredProfile::from_profile(profile.clone(), stamps[0]);
+        prop_assert_eq!(&stored.view(), &profile);
+        let mut plain = profile;
+        for (patch, stamp) in patches.iter().zip(&stamps[1..]) {
+            let stamped_changes = applied(&mut stored, patch, &schema, *stamp);
+            let plain_changes = merge_in_place(&mut plain, patch, &schema).expect("valid patch");
+            let visible: Vec<Change> = stamped_changes
+                .iter()
+                .filter(|c| c.kind().is_visible())
+                .cloned()
+                .collect();
+            prop_assert_eq!(&visible, &plain_changes);
+            prop_assert!(stamped_changes.iter().all(|c| c.kind().is_visible() || *c.kind() == ChangeKind::Touched));
+            prop_assert_eq!(&stored.view(), &plain);
+        }
+    }
+
+    /// Law 13, join: commutative, associative and idempotent (same bytes), and the join of
+    /// the profiles built from write sets `A` and `B` is the profile built from `A` and `B`
+    /// together.
+    #[test]
+    fn law_13_join(
+        (schema, a, b, c, set_a, set_b) in schema().prop_flat_map(|s| {
+            (
+                Just(s.clone()),
+                history(&s),
+                history(&s),
+                history(&s),
+                stamped_writes(&s, 0..=5),
+                stamped_writes(&s, 0..=5),
+            )
+        })
+    ) {
+        // Profiles in one schema's order, as `join` wants them.
+        let sorted = |h: &History| {
+            let mut p = h.build(&schema);
+            p.sort_by_schema(&schema);
+            p
+        };
+        let (a, b, c) = (sorted(&a), sorted(&b), sorted(&c));
+        prop_assert_eq!(stored_text(&a.join(&b)), stored_text(&b.join(&a)));
+        prop_assert_eq!(a.join(&b), b.join(&a));
+        prop_assert_eq!(
+            stored_text(&a.join(&b).join(&c)),
+            stored_text(&a.join(&b.join(&c)))
+        );
+        prop_assert_eq!(stored_text(&a.join(&a)), stored_text(&a));
+        prop_assert_eq!(a.join(&b).horizon(), a.horizon().max(b.horizon()));
+
+        let from_a = built_from(None, &set_a, &schema);
+        let from_b = built_from(None, &set_b, &schema);
+        let both: Writes = set_a.iter().chain(&set_b).cloned().collect();
+        let from_both = built_from(None, &both, &schema);
+        prop_assert_eq!(stored_text(&from_a.join(&from_b)), stored_text(&from_both));
+        prop_assert_eq!(from_a.join(&from_b), from_both);
+    }
+
+    /// Law 14, purge: for writes above the horizon `h`, purging at `h` then applying them
+    /// equals applying them then purging at `h` (same bytes, same change reports).
+    #[test]
+    fn law_14_purge_commutes_with_writes_above_the_horizon(
+        (schema, history, horizon, later) in schema().prop_flat_map(|s| {
+            (
+                Just(s.clone()),
+                history(&s),
+                small_stamp(),
+                vec((valid_patch(&s), 1i64..=3, 0u64..=1), 1..=4),
+            )
+        })
+    ) {
+        // In schema order: a profile made by `from_profile` keeps the plain profile's order
+        // until a write adds to a group, which sorts that group, so purging first (which can
+        // turn an update into an addition) would show in the order (see
+        // `tests/stamped.rs`, `an_unsorted_profile_shows_whether_a_purge_came_first`).
+        let mut stored = history.build(&schema);
+        stored.sort_by_schema(&schema);
+        let writes: Vec<(&Patch, Stamp)> = later
+            .iter()
+            .map(|(patch, above, tiebreak)| {
+                let stamp = Stamp::new(horizon.micros_since_epoch() + above, *tiebreak).unwrap();
+                (patch, stamp)
+            })
+            .collect();
+
+        let mut purged_first = stored.clone();
+        purged_first.purge(horizon);
+        let mut purged_last = stored;
+        for (patch, stamp) in &writes {
+            let first = applied(&mut purged_first, patch, &schema, *stamp);
+            let last = applied(&mut purged_last, patch, &schema, *stamp);
+            prop_assert_eq!(first, last);
+        }
+        purged_last.purge(horizon);
+        prop_assert_eq!(stored_text(&purged_first), stored_text(&purged_last));
+    }
+
+    /// Law 15, stale writes: a stale write never changes the API view. Leaving the stale
+    /// writes out of the patch gives the same stored profile; applied alone they change
+    /// nothing at all; and the view after the patch is the view before with the reported
+    /// changes replayed.
+    #[test]
+    fn law_15_stale_writes_never_change_the_view(
+        (schema, history, patch, stamp) in schema().prop_flat_map(|s| {
+            (Just(s.clone()), history(&s), valid_patch(&s), small_stamp())
+        })
+    ) {
+        let before = history.build(&schema);
+        let mut after = before.clone();
+        let changes = applied(&mut after, &patch, &schema, stamp);
+
+        let is_stale = |g: &str, t: &str| {
+            changes.iter().any(|c| {
+                c.group() == g && c.trait_name() == t && matches!(c.kind(), ChangeKind::Stale { .. })
+            })
+        };
+        let (mut fresh, mut stale) = (Patch::new(), Patch::new());
+        for (g, t, change) in patch.iter() {
+            let part = if is_stale(g, t) { &mut stale } else { &mut fresh };
+            part.insert(g, t, change.clone());
+        }
+        let mut without_stale = before.clone();
+        applied(&mut without_stale, &fresh, &schema, stamp);
+        prop_assert_eq!(stored_text(&without_stale), stored_text(&after));
+
+        let mut only_stale = before.clone();
+        let stale_changes = applied(&mut only_stale, &stale, &schema, stamp);
+        prop_assert_eq!(stored_text(&only_stale), stored_text(&before));
+        prop_assert_eq!(text(&only_stale.view()), text(&before.view()));
+        prop_assert_eq!(stale_changes.len(), stale.len());
+        let all_stale = stale_changes.iter().all(|c| matches!(c.kind(), ChangeKind::Stale { .. }));
+        prop_assert!(all_stale, "the stale writes alone reported {:?}", stale_changes);
+
+        let replayed = merged(&before.view(), &Patch::from_changes(&changes), &schema);
+        prop_assert_eq!(&after.view(), &replayed);
+    }
+
+    /// The stored form round-trips: serialized and read back, a stored profile is equal and
+    /// serializes to the same bytes.
+    #[test]
+    fn stored_profile_round_trips((schema, history) in history_case()) {
+        let stored = history.build(&schema);
+        let json = stored_text(&stored);
+        let back: StoredProfile = serde_json::from_str(&json).expect("the stored form reads back");
+        prop_assert_eq!(&back, &stored);
+        prop_assert_eq!(stored_text(&back), json);
+        prop_assert_eq!(text(&back.view()), text(&stored.view()));
     }
 }
 
