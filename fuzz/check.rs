@@ -5,13 +5,16 @@
 //! Arbitrary bytes are fed as a patch against a fixed schema and profile. Never a panic;
 //! a rejected patch leaves the profile unchanged and names places in the patch; an
 //! accepted one sets what it sets, removes what it removes, leaves the rest alone and is
-//! idempotent.
+//! idempotent. The stamped merge is checked too: a rejected patch leaves a stored profile
+//! unchanged, stamps included; an accepted one is split into stamped writes applied in
+//! several orders (stamps and orders derived from the input bytes), which must end at the
+//! same stored bytes (law 10), and each write applied again must change nothing (law 11).
 
 #![allow(dead_code, unreachable_pub)]
 
 use profile_traits::{
-    MAX_VIOLATIONS, Patch, PatchError, Profile, StoreSchema, TraitChange, ViolationKind, merge,
-    merge_in_place,
+    ChangeKind, MAX_VIOLATIONS, Patch, PatchError, Profile, Stamp, StoreSchema, StoredProfile,
+    TraitChange, ViolationKind, merge, merge_in_place,
 };
 use serde_json::Value;
 
@@ -83,6 +86,15 @@ pub fn check_patch_bytes(
             );
             assert_eq!(schema.validate(&patch), Err(error.clone()));
             assert_eq!(merge(profile, &patch, schema), Err(error.clone()));
+            let mut stored = stored_base(profile, schema);
+            let before = stored_text(&stored);
+            let stamp = Stamp::new(fnv1a(bytes) as i64 % 8, 0).expect("in range");
+            assert_eq!(stored.apply(&patch, schema, stamp), Err(error.clone()));
+            assert_eq!(
+                stored_text(&stored),
+                before,
+                "a rejected patch changed stamps"
+            );
             check_error(&error, as_json.as_ref());
             return Err(error);
         }
@@ -112,7 +124,115 @@ pub fn check_patch_bytes(
     assert!(second.is_empty(), "a second merge changed {second:?}");
     assert_eq!(text(&again), text(&target));
     assert_eq!(changes.is_empty(), text(&target) == text(profile));
+    check_stamped(schema, profile, &patch, fnv1a(bytes));
     Ok(target)
+}
+
+/// FNV-1a of the input: the seed of the stamps and orders of [`check_stamped`].
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A small deterministic generator (xorshift64*), seeded from the input.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// A stamp from a small domain (1 to 4 microseconds, tiebreaker 0 or 1), so that ties
+    /// are frequent.
+    fn stamp(&mut self) -> Stamp {
+        let micros = 1 + (self.next() % 4) as i64;
+        Stamp::new(micros, self.next() % 2).expect("in range")
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// The fixed profile as a stored one: every trait at 2 microseconds after the epoch (so that
+/// some stamped writes are older), in the schema's order.
+fn stored_base(profile: &Profile, schema: &StoreSchema) -> StoredProfile {
+    let mut stored =
+        StoredProfile::from_profile(profile.clone(), Stamp::new(2, 0).expect("in range"));
+    stored.sort_by_schema(schema);
+    stored
+}
+
+fn stored_text(stored: &StoredProfile) -> String {
+    serde_json::to_string(stored).expect("a stored profile serializes")
+}
+
+/// Laws 10 and 11 on stamped writes made from an accepted `patch`: the patch itself, each of
+/// its trait writes alone, and a removal of each trait it names, with stamps from `seed`,
+/// some written twice, applied to the stored fixed profile in three orders drawn from
+/// `seed`. Panics when a law fails.
+pub fn check_stamped(schema: &StoreSchema, profile: &Profile, patch: &Patch, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut writes = vec![(patch.clone(), rng.stamp())];
+    for (g, t, change) in patch.iter() {
+        let mut one = Patch::new();
+        one.insert(g, t, change.clone());
+        writes.push((one, rng.stamp()));
+        let mut removal = Patch::new();
+        removal.insert(g, t, TraitChange::Remove);
+        writes.push((removal, rng.stamp()));
+    }
+    for _ in 0..rng.below(3) {
+        let again = writes[rng.below(writes.len())].clone();
+        writes.push(again);
+    }
+    let base = stored_base(profile, schema);
+    let build = |writes: &[(Patch, Stamp)]| {
+        let mut stored = base.clone();
+        for (patch, stamp) in writes {
+            stored
+                .apply(patch, schema, *stamp)
+                .expect("parts of an accepted patch are accepted");
+        }
+        stored
+    };
+    let built = build(&writes);
+    let expected = stored_text(&built);
+    for _ in 0..2 {
+        rng.shuffle(&mut writes);
+        assert_eq!(
+            stored_text(&build(&writes)),
+            expected,
+            "law 10: order independence"
+        );
+    }
+    for (patch, stamp) in &writes {
+        let mut again = built.clone();
+        let changes = again
+            .apply(patch, schema, *stamp)
+            .expect("accepted once, accepted twice");
+        assert!(
+            changes
+                .iter()
+                .all(|c| matches!(c.kind(), ChangeKind::Stale { .. })),
+            "law 11: redelivery at {stamp} reported {changes:?}"
+        );
+        assert_eq!(stored_text(&again), expected, "law 11: redelivery");
+    }
 }
 
 /// A report is never empty, never over the cap, and when the input is JSON, names places
