@@ -321,3 +321,20 @@ fn memory_mode_writes_nothing_and_says_so() {
     });
     assert!(!data.exists());
 }
+
+#[test]
+fn a_data_directory_of_another_store_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    Server::start(dir.path()).kill();
+    let other = "mem_store_00000000000000000000000001";
+    let stderr = Server::try_start_with(&["--data-dir", data, "--store-id", other])
+        .err()
+        .expect("the service refuses to start");
+    assert!(
+        stderr.contains(&format!(
+            "holds store `{STORE}`, not `{other}`: start with `--store-id {STORE}`, or use another `--data-dir`"
+        )),
+        "{stderr}"
+    );
+}

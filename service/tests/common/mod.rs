@@ -57,7 +57,7 @@ impl Server {
             .expect("the service binary starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let stderr = Arc::new(Mutex::new(String::new()));
-        {
+        let reader = {
             let mut pipe = BufReader::new(child.stderr.take().unwrap());
             let stderr = Arc::clone(&stderr);
             std::thread::spawn(move || {
@@ -66,8 +66,8 @@ impl Server {
                     stderr.lock().unwrap().push_str(&line);
                     line.clear();
                 }
-            });
-        }
+            })
+        };
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         let Some(port) = line
@@ -78,7 +78,7 @@ impl Server {
             child.wait().unwrap();
             let mut rest = String::new();
             let _ = stdout.read_to_string(&mut rest);
-            std::thread::sleep(Duration::from_millis(100));
+            reader.join().unwrap();
             return Err(stderr.lock().unwrap().clone());
         };
         let mut started = String::new();
