@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// The usage text printed by `--help` and on a bad flag.
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: profile-service [options]
 
   --schema FILE          the store's schema (ListTraitGroups JSON); default: the bundled service/schema.json
@@ -14,25 +14,44 @@ usage: profile-service [options]
   --account-sid SID      HTTP Basic user name; default $TWILIO_ACCOUNT_SID (required)
   --auth-token TOKEN     HTTP Basic password; default $TWILIO_AUTH_TOKEN (required)
   --max-body-bytes N     larger request bodies are refused with 400; default 1048576
+  --compact-log-bytes N  snapshot and cut the log short when it passes N bytes; default 67108864
 ";
 
 /// The service's settings.
-#[derive(Debug, Clone)]
-pub struct Config {
+#[derive(Clone)]
+pub(crate) struct Config {
     /// The schema file, or `None` for the bundled one.
-    pub schema: Option<PathBuf>,
+    pub(crate) schema: Option<PathBuf>,
     /// The port to listen on, on 127.0.0.1.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The one store id served.
-    pub store_id: String,
+    pub(crate) store_id: String,
     /// The directory of the durable log, or `None` in memory mode.
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// The HTTP Basic user name.
-    pub account_sid: String,
+    pub(crate) account_sid: String,
     /// The HTTP Basic password.
-    pub auth_token: String,
+    pub(crate) auth_token: String,
     /// The largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
+    /// The log size past which it is snapshotted and cut short while running.
+    pub(crate) compact_log_bytes: u64,
+}
+
+/// Everything but the auth token, which is a secret.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("schema", &self.schema)
+            .field("port", &self.port)
+            .field("store_id", &self.store_id)
+            .field("data_dir", &self.data_dir)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("compact_log_bytes", &self.compact_log_bytes)
+            .finish()
+    }
 }
 
 impl Config {
@@ -42,7 +61,7 @@ impl Config {
     ///
     /// A message for an unknown flag, a missing or malformed value, or missing credentials;
     /// `Err(None)` for `--help`.
-    pub fn parse(
+    pub(crate) fn parse(
         args: impl IntoIterator<Item = String>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, Option<String>> {
@@ -54,6 +73,7 @@ impl Config {
         let mut account_sid = None;
         let mut auth_token = None;
         let mut max_body_bytes = 1 << 20;
+        let mut compact_log_bytes = 64 << 20;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
@@ -76,6 +96,9 @@ impl Config {
                 "--auth-token" => auth_token = Some(value),
                 "--max-body-bytes" => {
                     max_body_bytes = value.parse().map_err(|_| Some(number("a size")))?;
+                }
+                "--compact-log-bytes" => {
+                    compact_log_bytes = value.parse().map_err(|_| Some(number("a size")))?;
                 }
                 _ => return Err(Some(format!("unknown flag `{flag}`"))),
             }
@@ -103,6 +126,21 @@ impl Config {
             account_sid,
             auth_token,
             max_body_bytes,
+            compact_log_bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_does_not_show_the_token() {
+        let args = ["--auth-token", "s3cret-token", "--account-sid", "ACx"].map(String::from);
+        let config = Config::parse(args, |_| None).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains(r#"auth_token: "<redacted>""#), "{shown}");
     }
 }

@@ -1,29 +1,37 @@
 //! A reference profile service on `profile-traits`: the Memory v1 profile endpoints over
-//! HTTP, every accepted operation made durable in an append-only log before it is answered.
+//! HTTP, every accepted operation made durable before it is answered.
 //!
-//! Threads: the HTTP handlers validate a request with the crate and submit it; one log
-//! writer makes submissions durable in batches (group commit) and answers them; one applier
-//! merges them into the profiles in log order, coalescing patches queued for one profile.
+//! A request flows one way: `http` extracts and checks it, the crate validates it, the
+//! `store` makes it durable (then 202), and the `worker` applies it.
 
-mod api;
+#![forbid(unsafe_code)]
+
 mod config;
-mod log;
-mod snapshot;
-mod state;
-mod util;
+mod http;
+mod store;
+mod worker;
 
-use std::collections::HashSet;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::Arc;
 
-use profile_traits::StoreSchema;
+use profile_traits::{StoreId, StoreSchema};
 
-use crate::api::{Accepting, App};
 use crate::config::{Config, USAGE};
-use crate::state::Profiles;
+use crate::http::{App, Credentials};
+use crate::store::embedded::{Durability, Embedded, RecoveryReport};
 
 /// The schema used without `--schema`.
 const BUNDLED_SCHEMA: &str = include_str!("../schema.json");
+
+/// The line the service prints on stdout once it listens, after the `listening on` line: what
+/// recovery found, for tools and tests to read.
+#[derive(serde::Serialize)]
+struct Started {
+    /// Whether accepted operations survive the process (`false` with `--in-memory`).
+    durable: bool,
+    /// What recovery found (`null` with `--in-memory`).
+    recovery: Option<RecoveryReport>,
+}
 
 fn main() -> ExitCode {
     let config = match Config::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
@@ -55,62 +63,44 @@ fn run(config: Config) -> Result<(), String> {
     let schema: StoreSchema =
         serde_json::from_str(&schema_text).map_err(|e| format!("bad schema: {e}"))?;
     let schema = Arc::new(schema);
-    let store_id: profile_traits::StoreId = config
+    let store_id: StoreId = config
         .store_id
         .parse()
         .map_err(|e| format!("--store-id: {e}"))?;
 
-    // Recovery: the snapshot and the log after it, synchronously, before serving anything.
-    let mut profiles = Profiles::new();
-    let mut file = None;
-    let mut next_seq = 1;
-    if let Some(dir) = &config.data_dir {
-        let recovery = snapshot::recover(dir, &schema)
-            .map_err(|e| format!("cannot recover from {}: {e}", dir.display()))?;
-        eprintln!(
+    // Recovery, synchronously, before serving anything.
+    let durability = config.data_dir.as_ref().map(|dir| Durability {
+        dir: dir.clone(),
+        compact_log_bytes: config.compact_log_bytes,
+    });
+    let (storage, recovery) =
+        Embedded::start(durability.as_ref(), store_id.clone(), Arc::clone(&schema)).map_err(
+            |e| match &config.data_dir {
+                Some(dir) => format!("cannot recover from {}: {e}", dir.display()),
+                None => e.to_string(),
+            },
+        )?;
+    match (&config.data_dir, &recovery) {
+        (Some(dir), Some(r)) => eprintln!(
             "profile-service: durable log in {}: snapshot at seq {}, {} operations replayed, {} profiles, {} torn bytes cut",
             dir.display(),
-            recovery.snapshot_seq,
-            recovery.replayed,
-            recovery.profiles.len(),
-            recovery.torn_bytes
-        );
-        profiles = recovery.profiles;
-        file = Some(recovery.file);
-        next_seq = recovery.next_seq;
-    } else {
-        eprintln!("profile-service: --in-memory: NOT durable, everything is lost on exit");
+            r.snapshot_seq,
+            r.replayed,
+            r.profiles,
+            r.torn_bytes
+        ),
+        _ => eprintln!("profile-service: --in-memory: NOT durable, everything is lost on exit"),
     }
-    let known: HashSet<_> = profiles.keys().cloned().collect();
-    let profiles = Arc::new(RwLock::new(profiles));
-
-    let (submit_tx, submit_rx) = mpsc::channel();
-    let (apply_tx, apply_rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("log-writer".into())
-        .spawn(move || log::run_writer(submit_rx, file, next_seq, apply_tx))
-        .map_err(|e| e.to_string())?;
-    {
-        let profiles = Arc::clone(&profiles);
-        let schema = Arc::clone(&schema);
-        std::thread::Builder::new()
-            .name("applier".into())
-            .spawn(move || state::run_applier(apply_rx, profiles, schema))
-            .map_err(|e| e.to_string())?;
-    }
+    let started = Started {
+        durable: recovery.is_some(),
+        recovery,
+    };
 
     let app = App {
         schema,
         store_id,
-        profiles,
-        accepting: Arc::new(Mutex::new(Accepting {
-            known,
-            log: submit_tx,
-        })),
-        expected_authorization: Arc::from(api::basic_credentials(
-            &config.account_sid,
-            &config.auth_token,
-        )),
+        storage: Arc::new(storage),
+        credentials: Arc::new(Credentials::new(&config.account_sid, &config.auth_token)),
         max_body_bytes: config.max_body_bytes,
     };
 
@@ -120,9 +110,13 @@ fn run(config: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", config.port))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
-        // The tests read this line to learn the port.
+        // Clients read the first line to learn the port, and the second for the recovery.
         println!("profile-service listening on http://{address}");
-        axum::serve(listener, api::router(app))
+        println!(
+            "{}",
+            serde_json::to_string(&started).expect("the start line serializes")
+        );
+        axum::serve(listener, http::router(app))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

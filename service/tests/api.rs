@@ -1,11 +1,11 @@
-//! The HTTP surface over plain HTTP/1.1: shapes of answers and errors, authentication on
+//! The HTTP surface over HTTP/1.1: shapes of answers and errors, authentication on
 //! every route, request checks, and the memory mode.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Client, STORE, Server, basic, profile_path, temp_dir, wait_for};
+use common::{Client, STORE, Server, basic, profile_path, wait_for};
 use serde_json::json;
 
 fn error_body(code: u32, status: u16, message: &str) -> serde_json::Value {
@@ -30,19 +30,10 @@ fn create(client: &Client, traits: &str) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A service with its log in a temporary directory.
-fn started() -> (Server, TempDir) {
-    let dir = TempDir(temp_dir("api"));
-    (Server::start(&dir.0), dir)
+fn started() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Server::start(dir.path()), dir)
 }
 
 #[test]
@@ -57,10 +48,7 @@ fn every_route_needs_valid_basic_credentials() {
         Some("Basic !!!".to_owned()),
     ];
     for authorization in unauthenticated {
-        let client = Client {
-            port: server.port,
-            authorization: authorization.clone(),
-        };
+        let client = Client::new(server.port, authorization.clone());
         for (method, path) in [
             ("GET", profile_path(&id)),
             ("PATCH", profile_path(&id)),
@@ -72,13 +60,9 @@ fn every_route_needs_valid_basic_credentials() {
             ),
             ("GET", "/no/such/route".to_owned()),
         ] {
+            let body = matches!(method, "PATCH" | "POST").then_some(&b"{}"[..]);
             let response = client
-                .request(
-                    method,
-                    &path,
-                    &[("Content-Type", "application/json")],
-                    Some(b"{}"),
-                )
+                .request(method, &path, &[("Content-Type", "application/json")], body)
                 .unwrap();
             assert_eq!(
                 response.status, 401,
@@ -251,10 +235,10 @@ fn ids_and_stores_are_checked() {
 
 #[test]
 fn bodies_must_be_json_and_within_the_limit() {
-    let dir = TempDir(temp_dir("limit"));
+    let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(&[
         "--data-dir",
-        dir.0.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
         "--max-body-bytes",
         "100",
     ]);
@@ -322,18 +306,35 @@ fn trait_groups_are_listed_in_the_api_shape() {
 
 #[test]
 fn memory_mode_writes_nothing_and_says_so() {
-    let dir = TempDir(temp_dir("memory"));
-    let data = dir.0.join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
     let server = Server::start_with(&["--data-dir", data.to_str().unwrap(), "--in-memory"]);
-    assert!(
-        server.recovery.contains("NOT durable"),
-        "{}",
-        server.recovery
-    );
+    assert_eq!(server.started, json!({"durable": false, "recovery": null}));
+    wait_for("the warning on stderr", Duration::from_secs(10), || {
+        let stderr = server.stderr.lock().unwrap();
+        stderr.contains("--in-memory: NOT durable").then_some(())
+    });
     let client = server.client();
     let id = create(&client, r#"{"traits": {"Contact": {"city": "Paris"}}}"#);
     wait_for("the create applied", Duration::from_secs(30), || {
         (client.get(&profile_path(&id)).unwrap().status == 200).then_some(())
     });
     assert!(!data.exists());
+}
+
+#[test]
+fn a_data_directory_of_another_store_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    Server::start(dir.path()).kill();
+    let other = "mem_store_00000000000000000000000001";
+    let stderr = Server::try_start_with(&["--data-dir", data, "--store-id", other])
+        .err()
+        .expect("the service refuses to start");
+    assert!(
+        stderr.contains(&format!(
+            "holds store `{STORE}`, not `{other}`: start with `--store-id {STORE}`, or use another `--data-dir`"
+        )),
+        "{stderr}"
+    );
 }

@@ -1,48 +1,23 @@
-//! The profiles as applied, and the applier: it takes durable operations in log order and
-//! applies them, coalescing runs of patches to the same profile with [`Patch::compose`].
+//! Applying: durable operations, in acceptance order, to the profiles they act on. Runs of
+//! patches to one profile are coalesced with [`Patch::compose`] into one merge.
+//!
+//! The worker does not own the profiles: it loads those a batch touches from the storage and
+//! hands back their new states to be saved, so any storage (embedded or a database) can keep
+//! them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock, mpsc};
 
 use profile_traits::{Patch, Profile, ProfileId, StoreSchema, TraitChange, merge_in_place_owned};
 
-/// One accepted operation, in the order of the log.
-#[derive(Debug, Clone)]
-pub struct Op {
-    /// Its position in the log (assigned when it is written; 0 before).
-    pub seq: u64,
-    /// The profile it acts on.
-    pub profile: ProfileId,
-    /// What it does.
-    pub kind: OpKind,
-}
+use crate::store::{Op, OpKind};
 
-/// What an operation does.
-#[derive(Debug, Clone)]
-pub enum OpKind {
-    /// Creates the profile with these traits (a patch merged into an empty profile).
-    Create {
-        /// The creation time, fixed when the request was accepted.
-        created_at: String,
-        /// The initial traits.
-        traits: Patch,
-    },
-    /// Merges a validated patch into the profile.
-    Patch(Patch),
-    /// Deletes the profile.
-    Delete,
-}
-
-/// The profiles of the store, as the applier has left them.
-pub type Profiles = HashMap<ProfileId, Profile>;
-
-/// Counters of what the applier did, for the logs.
+/// Counters of what the worker did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Patches applied (each counted once, composed or not).
-    pub patches: u64,
+    pub(crate) patches: u64,
     /// Merges performed for them: fewer than `patches` when runs were coalesced.
-    pub merges: u64,
+    pub(crate) merges: u64,
 }
 
 /// A run of patches to one profile, composed into one.
@@ -92,64 +67,99 @@ impl Run {
     }
 }
 
-/// Applies `ops` (in log order) to `profiles`, coalescing consecutive patches of one profile.
+/// Applies `ops` (in acceptance order) to the profiles they touch, each loaded once with
+/// `load`, coalescing consecutive patches of one profile.
 ///
 /// Operations on different profiles commute, so only the order per profile matters: a
 /// profile's pending run is merged before any create or delete of that profile, and at the
-/// end. The result is the one applying every operation one by one gives.
-pub fn apply_batch(profiles: &mut Profiles, ops: Vec<Op>, schema: &StoreSchema) -> Applied {
+/// end. The result is the one applying every operation one by one gives: the new state of
+/// every profile the batch touched (`None`: deleted, or never created), and counters.
+pub(crate) fn apply_batch(
+    ops: Vec<Op>,
+    schema: &StoreSchema,
+    mut load: impl FnMut(&ProfileId) -> Option<Profile>,
+) -> (Vec<(ProfileId, Option<Profile>)>, Applied) {
+    let mut order: Vec<ProfileId> = Vec::new();
+    let mut per_profile: HashMap<ProfileId, Vec<Op>> = HashMap::new();
+    for op in ops {
+        per_profile
+            .entry(op.profile.clone())
+            .or_insert_with(|| {
+                order.push(op.profile.clone());
+                Vec::new()
+            })
+            .push(op);
+    }
     let mut applied = Applied::default();
-    let mut runs: HashMap<ProfileId, Run> = HashMap::new();
+    let profiles = order
+        .into_iter()
+        .map(|id| {
+            let ops = per_profile
+                .remove(&id)
+                .expect("every id in order has its ops");
+            let state = apply_to_one(&id, load(&id), ops, schema, &mut applied);
+            (id, state)
+        })
+        .collect();
+    (profiles, applied)
+}
+
+/// Applies `ops`, all on profile `id`, to its state `profile`.
+fn apply_to_one(
+    id: &ProfileId,
+    mut profile: Option<Profile>,
+    ops: Vec<Op>,
+    schema: &StoreSchema,
+    applied: &mut Applied,
+) -> Option<Profile> {
+    let mut run: Option<Run> = None;
     for op in ops {
         match op.kind {
-            OpKind::Patch(patch) => match runs.get_mut(&op.profile) {
-                Some(run) if run.can_absorb(&patch) => run.absorb(patch),
-                Some(_) => {
-                    let run = runs.insert(op.profile.clone(), Run::new(patch));
-                    let run = run.expect("the run was just found");
-                    flush(profiles, &op.profile, run, schema, &mut applied);
-                }
-                None => {
-                    runs.insert(op.profile, Run::new(patch));
+            OpKind::Patch(patch) => match &mut run {
+                Some(pending) if pending.can_absorb(&patch) => pending.absorb(patch),
+                _ => {
+                    if let Some(done) = run.replace(Run::new(patch)) {
+                        flush(profile.as_mut(), id, done, schema, applied);
+                    }
                 }
             },
             OpKind::Create { created_at, traits } => {
-                if let Some(run) = runs.remove(&op.profile) {
-                    flush(profiles, &op.profile, run, schema, &mut applied);
+                if let Some(done) = run.take() {
+                    flush(profile.as_mut(), id, done, schema, applied);
                 }
-                let mut profile = Profile::new();
-                if let Err(error) = merge_in_place_owned(&mut profile, traits, schema) {
-                    eprintln!("profile-service: create of {} skipped: {error}", op.profile);
+                let mut created = Profile::new();
+                if let Err(error) = merge_in_place_owned(&mut created, traits, schema) {
+                    eprintln!("profile-service: create of {id} skipped: {error}");
                 }
-                profile.set_id(Some(op.profile.clone()));
-                profile.set_created_at(Some(created_at));
-                profiles.insert(op.profile, profile);
+                created.set_id(Some(id.clone()));
+                created.set_created_at(Some(created_at));
+                profile = Some(created);
             }
             OpKind::Delete => {
-                if let Some(run) = runs.remove(&op.profile) {
-                    flush(profiles, &op.profile, run, schema, &mut applied);
+                if let Some(done) = run.take() {
+                    flush(profile.as_mut(), id, done, schema, applied);
                 }
-                profiles.remove(&op.profile);
+                profile = None;
             }
         }
     }
-    for (id, run) in runs {
-        flush(profiles, &id, run, schema, &mut applied);
+    if let Some(done) = run {
+        flush(profile.as_mut(), id, done, schema, applied);
     }
-    applied
+    profile
 }
 
 /// Merges a run into its profile: composed in one merge, or (if the composition breaks a
 /// limit, which [`Patch::compose`] allows) one by one.
 fn flush(
-    profiles: &mut Profiles,
+    profile: Option<&mut Profile>,
     id: &ProfileId,
     run: Run,
     schema: &StoreSchema,
     applied: &mut Applied,
 ) {
     // A patch accepted before its profile's delete was accepted has nothing left to change.
-    let Some(profile) = profiles.get_mut(id) else {
+    let Some(profile) = profile else {
         return;
     };
     applied.patches += run.parts.len() as u64;
@@ -171,27 +181,23 @@ fn flush(
     }
 }
 
-/// Applies batches from `ops` as they come, draining what queued up meanwhile so that
-/// patches waiting for the same profile are coalesced.
-pub fn run_applier(
-    ops: mpsc::Receiver<Vec<Op>>,
-    profiles: Arc<RwLock<Profiles>>,
-    schema: Arc<StoreSchema>,
-) {
-    while let Ok(mut batch) = ops.recv() {
-        while let Ok(more) = ops.try_recv() {
-            batch.extend(more);
-        }
-        let mut profiles = profiles
-            .write()
-            .expect("the applier never panics holding the lock");
-        apply_batch(&mut profiles, batch, &schema);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Profiles = HashMap<ProfileId, Profile>;
+
+    /// Applies `ops` to `profiles` as the embedded store does: load, apply, save.
+    fn apply_to(profiles: &mut Profiles, ops: Vec<Op>, schema: &StoreSchema) -> Applied {
+        let (states, applied) = apply_batch(ops, schema, |id| profiles.get(id).cloned());
+        for (id, state) in states {
+            match state {
+                Some(profile) => profiles.insert(id, profile),
+                None => profiles.remove(&id),
+            };
+        }
+        applied
+    }
 
     fn schema() -> StoreSchema {
         serde_json::from_str(include_str!("../schema.json")).unwrap()
@@ -280,10 +286,10 @@ mod tests {
             let ops = random_ops(&mut Rng(seed), &ids);
             let mut one_by_one = Profiles::new();
             for op in ops.clone() {
-                apply_batch(&mut one_by_one, vec![op], &schema);
+                apply_to(&mut one_by_one, vec![op], &schema);
             }
             let mut batched = Profiles::new();
-            let applied = apply_batch(&mut batched, ops, &schema);
+            let applied = apply_to(&mut batched, ops, &schema);
             coalesced_any |= applied.merges < applied.patches;
             assert_eq!(as_json(&batched), as_json(&one_by_one), "seed {seed}");
         }
@@ -310,7 +316,7 @@ mod tests {
             kind,
         });
         let mut profiles = Profiles::new();
-        let applied = apply_batch(&mut profiles, ops.to_vec(), &schema);
+        let applied = apply_to(&mut profiles, ops.to_vec(), &schema);
         assert_eq!(
             applied,
             Applied {

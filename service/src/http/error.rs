@@ -1,0 +1,169 @@
+//! Error answers in the API's `{"code", "message", "more_info", "status"}` shape, and the one
+//! enum of the codes the service answers.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use profile_traits::{PatchError, ViolationKind};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// The longest `message` of an error body, as the API documents.
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// Every error code the service answers; each has one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorCode {
+    /// 401 20003: missing or wrong HTTP Basic credentials.
+    Unauthenticated,
+    /// 404 20404: unknown store, profile or route.
+    NotFound,
+    /// 409 20409: a fresh profile id was taken.
+    Conflict,
+    /// 500 20500: the service cannot answer.
+    Internal,
+    /// 400 520046: an invalid request (patch, profile id, body).
+    InvalidRequest,
+    /// 400 520047: a patch names a trait group the schema does not declare.
+    UnknownTraitGroup,
+    /// 400 520049: a store id that is not a TTID.
+    InvalidStoreId,
+    /// 400 520063: a patch names a trait its group does not declare.
+    UnknownTrait,
+}
+
+impl ErrorCode {
+    /// The code in the body.
+    pub(crate) fn number(self) -> u32 {
+        match self {
+            ErrorCode::Unauthenticated => 20003,
+            ErrorCode::NotFound => 20404,
+            ErrorCode::Conflict => 20409,
+            ErrorCode::Internal => 20500,
+            ErrorCode::InvalidRequest => 520046,
+            ErrorCode::UnknownTraitGroup => 520047,
+            ErrorCode::InvalidStoreId => 520049,
+            ErrorCode::UnknownTrait => 520063,
+        }
+    }
+
+    /// The HTTP status it is answered with.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InvalidRequest
+            | ErrorCode::UnknownTraitGroup
+            | ErrorCode::InvalidStoreId
+            | ErrorCode::UnknownTrait => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 400 for an invalid request.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// A 401, on every route without valid credentials.
+    pub(crate) fn unauthenticated() -> Self {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "Failed to complete request due to lack of authentication credentials",
+        )
+    }
+
+    /// The 404 of a profile that does not exist.
+    pub(crate) fn profile_not_found(id: &impl std::fmt::Display) -> Self {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("profile `{id}` does not exist"),
+        )
+    }
+
+    /// The answer to a storage refusal for profile `id`.
+    pub(crate) fn from_store(error: StoreError, id: &impl std::fmt::Display) -> Self {
+        match error {
+            StoreError::NotFound => ApiError::profile_not_found(id),
+            StoreError::Conflict => {
+                ApiError::new(ErrorCode::Conflict, "profile id collision, retry")
+            }
+            StoreError::Unavailable(why) => ApiError::new(ErrorCode::Internal, why),
+        }
+    }
+
+    /// The 400 for a patch the crate rejects: 520047 if a group is unknown, else 520063 if a
+    /// trait is unknown, else 520046; the message lists the violations with their pointers.
+    pub(crate) fn rejected(error: &PatchError) -> Self {
+        let kinds = || error.violations().iter().map(|v| v.kind());
+        let code = if kinds().any(|k| k == ViolationKind::UnknownGroup) {
+            ErrorCode::UnknownTraitGroup
+        } else if kinds().any(|k| k == ViolationKind::UnknownTrait) {
+            ErrorCode::UnknownTrait
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        let messages: Vec<&str> = error.violations().iter().map(|v| v.message()).collect();
+        let more = if error.is_truncated() { " or more" } else { "" };
+        let count = messages.len();
+        let noun = if count == 1 {
+            "violation"
+        } else {
+            "violations"
+        };
+        let message = format!(
+            "patch rejected, {count}{more} {noun}: {}",
+            messages.join("; ")
+        );
+        ApiError::new(code, message)
+    }
+}
+
+/// `message` cut to at most [`MAX_MESSAGE_CHARS`] characters, ending in `...` if cut.
+fn clip(message: &str) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message.to_owned();
+    }
+    let mut clipped: String = message.chars().take(MAX_MESSAGE_CHARS - 3).collect();
+    clipped.push_str("...");
+    clipped
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let code = self.code.number();
+        let body = json!({
+            "code": code,
+            "message": clip(&self.message),
+            "more_info": format!("https://www.twilio.com/docs/api/errors/{code}"),
+            "status": status.as_u16(),
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        if self.code == ErrorCode::Unauthenticated {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"profile-service\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,173 @@
+//! What handlers take from a request, checked once here: the credentials, the store and
+//! profile ids of the path, and a JSON body within the size limit.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use profile_traits::{IdError, ProfileId, StoreId};
+use subtle::ConstantTimeEq;
+
+use super::App;
+use super::error::{ApiError, ErrorCode};
+
+/// Standard base64, with or without padding, as clients send it in `Authorization: Basic`.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The HTTP Basic credentials the service accepts: `account_sid:auth_token`.
+pub(crate) struct Credentials(Vec<u8>);
+
+impl Credentials {
+    /// The credentials of `account_sid` with `auth_token`.
+    pub(crate) fn new(account_sid: &str, auth_token: &str) -> Self {
+        Credentials(format!("{account_sid}:{auth_token}").into_bytes())
+    }
+
+    /// Whether an `Authorization` header value carries these credentials; compared in time
+    /// that does not depend on where they differ.
+    fn admit(&self, authorization: &str) -> bool {
+        let Some((scheme, encoded)) = authorization.trim().split_once(' ') else {
+            return false;
+        };
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return false;
+        }
+        BASE64
+            .decode(encoded.trim())
+            .is_ok_and(|decoded| bool::from(decoded.ct_eq(&self.0)))
+    }
+}
+
+/// Proof that a request carries valid credentials; without them, 401 (code 20003).
+pub(crate) struct Authenticated;
+
+impl FromRequestParts<App> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let authorized = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| app.credentials.admit(value));
+        authorized
+            .then_some(Authenticated)
+            .ok_or_else(ApiError::unauthenticated)
+    }
+}
+
+/// Checks a store id: 400 (520049) if it is not a TTID, 404 if it is not the store served.
+fn served_store(app: &App, store_id: &str) -> Result<(), ApiError> {
+    let store: StoreId = store_id
+        .parse()
+        .map_err(|e: IdError| ApiError::new(ErrorCode::InvalidStoreId, e.to_string()))?;
+    if store != app.store_id {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("memory store `{store}` does not exist"),
+        ));
+    }
+    Ok(())
+}
+
+/// A path `.../Stores/{storeId}/...` naming the store served.
+pub(crate) struct StorePath;
+
+impl FromRequestParts<App> for StorePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let Path(store_id) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::invalid(e.body_text()))?;
+        served_store(app, &store_id)?;
+        Ok(StorePath)
+    }
+}
+
+/// A path `.../Stores/{storeId}/Profiles/{profileId}` naming the store served and a valid
+/// profile id (400 with 520046 if it is not a TTID); whether the profile exists is the
+/// handler's question.
+pub(crate) struct ProfilePath(pub(crate) ProfileId);
+
+impl FromRequestParts<App> for ProfilePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let Path((store_id, profile_id)) = Path::<(String, String)>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::invalid(e.body_text()))?;
+        served_store(app, &store_id)?;
+        let id = profile_id
+            .parse()
+            .map_err(|e: IdError| ApiError::invalid(e.to_string()))?;
+        Ok(ProfilePath(id))
+    }
+}
+
+/// Reads a JSON request body: 400 if the content type is not JSON or the body is larger than
+/// the configured limit.
+///
+/// A function, not an extractor, so that a handler can answer 404 for a missing profile
+/// before it reads a body.
+pub(crate) async fn json_body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::invalid(format!(
+            "expected content type `application/json`, found `{}`",
+            content_type.escape_debug()
+        )));
+    }
+    let too_large = || {
+        ApiError::invalid(format!(
+            "request body exceeds the limit of {} bytes",
+            app.max_body_bytes
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_body_bytes as u64) {
+        // Read (and drop) a bounded amount of what the client is sending, so that it is not
+        // cut off mid-write and can read the answer.
+        let drain_limit = app.max_body_bytes.saturating_mul(16).max(1 << 20);
+        let _ = axum::body::to_bytes(body, drain_limit).await;
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, app.max_body_bytes)
+        .await
+        .map_err(|_| too_large())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose;
+
+    #[test]
+    fn basic_credentials_are_read_with_or_without_padding() {
+        let credentials = Credentials::new("AC", "secret");
+        let encoded = general_purpose::STANDARD.encode("AC:secret");
+        assert!(credentials.admit(&format!("Basic {encoded}")));
+        assert!(credentials.admit(&format!("basic {}", encoded.trim_end_matches('='))));
+        assert!(!credentials.admit(&format!("Bearer {encoded}")));
+        assert!(!credentials.admit("Basic !!!"));
+        let wrong = general_purpose::STANDARD.encode("AC:secreT");
+        assert!(!credentials.admit(&format!("Basic {wrong}")));
+    }
+}

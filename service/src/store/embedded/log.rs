@@ -1,0 +1,355 @@
+//! The durable operation log: an append-only file of records (see `record.rs`), written by one
+//! thread that batches concurrent requests into one `write` and one `fdatasync` (group
+//! commit), and cut short while running once a snapshot holds its beginning.
+//!
+//! A record's payload is a JSON header line (`seq`, `op`, `store`, `profile`, `createdAt`), a
+//! `\n`, and the request body exactly as it was validated (empty for a delete).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use profile_traits::{Patch, ProfileId, StoreId};
+use serde::{Deserialize, Serialize};
+
+use super::record;
+use crate::store::{Op, OpKind};
+
+/// The log file's name inside the data directory.
+const LOG_FILE: &str = "operations.log";
+
+/// The most requests one group commit writes and syncs together.
+const MAX_BATCH: usize = 4096;
+
+/// The kind of an operation, as written in a record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OpName {
+    Create,
+    Patch,
+    Delete,
+}
+
+/// The JSON header line of a record.
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    seq: u64,
+    op: OpName,
+    store: String,
+    profile: String,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+}
+
+/// An accepted, validated request waiting to be made durable.
+pub(super) struct Submission {
+    /// The operation, already parsed and validated.
+    pub(super) op: Op,
+    /// The request body as received (the wire form of the create or patch), logged verbatim.
+    pub(super) body: Vec<u8>,
+    /// Told the sequence number once the record is on disk.
+    pub(super) durable: tokio::sync::oneshot::Sender<u64>,
+}
+
+/// What the log writer is sent.
+pub(super) enum ToWriter {
+    /// Make this durable.
+    Submit(Submission),
+    /// A snapshot now holds every operation up to this sequence number: drop them (`None`:
+    /// the snapshot failed, keep everything and ask again later).
+    Snapshotted(Option<u64>),
+}
+
+/// What [`open`] found on disk.
+pub(super) struct Recovered {
+    /// The operations of every complete record, in log order.
+    pub(super) ops: Vec<Op>,
+    /// The log, positioned at its end.
+    pub(super) file: File,
+    /// How many bytes of a torn last record were cut off.
+    pub(super) truncated_bytes: u64,
+}
+
+/// Opens (creating if needed) the log in `dir`, reads every complete record, and truncates a
+/// torn tail left by a crash in the middle of a write.
+///
+/// # Errors
+///
+/// When the directory or file cannot be created, read or truncated; when a record whose
+/// checksum is right cannot be decoded (a log from an incompatible version: refusing to start
+/// is safer than dropping accepted operations); when a record was written for another store
+/// than `store`.
+pub(super) fn open(dir: &Path, store: &StoreId) -> io::Result<Recovered> {
+    fs::create_dir_all(dir)?;
+    let path: PathBuf = dir.join(LOG_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&path)?;
+    // The file's directory entry must be durable too, or a fresh log could vanish on a crash.
+    File::open(dir)?.sync_all()?;
+
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let mut ops = Vec::new();
+    let mut records = record::records(&bytes);
+    let mut offset = 0;
+    while let Some(payload) = records.next() {
+        let op = decode(payload, store).map_err(|reason| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: record at byte {offset}: {reason}", path.display()),
+            )
+        })?;
+        ops.push(op);
+        offset = records.end();
+    }
+    let truncated_bytes = (bytes.len() - offset) as u64;
+    if truncated_bytes > 0 {
+        file.set_len(offset as u64)?;
+        file.sync_all()?;
+    }
+    file.seek(SeekFrom::End(0))?;
+    Ok(Recovered {
+        ops,
+        file,
+        truncated_bytes,
+    })
+}
+
+/// Appends the record of operation `op` (of store `store`, request body `body`) to `out`.
+pub(super) fn encode(out: &mut Vec<u8>, store: &StoreId, op: &Op, body: &[u8]) {
+    let (name, created_at, body) = match &op.kind {
+        OpKind::Create { created_at, .. } => (OpName::Create, Some(created_at.clone()), body),
+        OpKind::Patch(_) => (OpName::Patch, None, body),
+        OpKind::Delete => (OpName::Delete, None, &[][..]),
+    };
+    let header = Header {
+        seq: op.seq,
+        op: name,
+        store: store.to_string(),
+        profile: op.profile.to_string(),
+        created_at,
+    };
+    let mut payload = serde_json::to_vec(&header).expect("a header always serializes");
+    payload.push(b'\n');
+    payload.extend_from_slice(body);
+    record::frame(out, &payload);
+}
+
+/// The operation a record's payload holds, which must be one of store `store`.
+fn decode(payload: &[u8], store: &StoreId) -> Result<Op, String> {
+    let newline = payload
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no header line")?;
+    let header: Header =
+        serde_json::from_slice(&payload[..newline]).map_err(|e| format!("header: {e}"))?;
+    if header.store != store.as_str() {
+        return Err(format!(
+            "written for store `{}`, not `{store}`",
+            header.store
+        ));
+    }
+    let profile: ProfileId = header.profile.parse().map_err(|e| format!("{e}"))?;
+    let body = &payload[newline + 1..];
+    let patch = || Patch::from_slice(body).map_err(|e| format!("body: {e}"));
+    let kind = match header.op {
+        OpName::Create => OpKind::Create {
+            created_at: header.created_at.ok_or("create without `createdAt`")?,
+            traits: patch()?,
+        },
+        OpName::Patch => OpKind::Patch(patch()?),
+        OpName::Delete => OpKind::Delete,
+    };
+    Ok(Op {
+        seq: header.seq,
+        profile,
+        kind,
+    })
+}
+
+/// The log file as the writer keeps it.
+pub(super) struct LogFile {
+    /// The data directory.
+    pub(super) dir: PathBuf,
+    /// The log, positioned at its end.
+    pub(super) file: File,
+    /// Past this size, the writer asks for a snapshot so the log can be cut short.
+    pub(super) compact_above: u64,
+    /// Told when the log has grown past `compact_above`.
+    pub(super) compactor: mpsc::SyncSender<()>,
+}
+
+/// Where each batch written since the log was last cut starts: its first sequence number and
+/// its byte offset.
+struct Batches {
+    starts: Vec<(u64, u64)>,
+    len: u64,
+}
+
+/// Makes submissions durable in arrival order, then hands them to the worker and answers
+/// them: one `write` and one `fdatasync` per batch of whatever arrived meanwhile (group
+/// commit). With `log` `None` (memory mode) nothing is written.
+///
+/// A failed write or sync aborts the process: after a failed `fsync` the kernel may have
+/// dropped the dirty pages, so the only safe state is the one a restart reads back.
+pub(super) fn run_writer(
+    messages: mpsc::Receiver<ToWriter>,
+    mut log: Option<LogFile>,
+    store: StoreId,
+    mut next_seq: u64,
+    worker: mpsc::Sender<Vec<Op>>,
+) {
+    let mut buffer = Vec::new();
+    let mut batches = Batches {
+        starts: Vec::new(),
+        len: 0,
+    };
+    let mut compaction_asked = false;
+    while let Ok(first) = messages.recv() {
+        let mut batch = Vec::new();
+        let mut snapshotted = None;
+        let mut message = Some(first);
+        while let Some(next) = message.take() {
+            match next {
+                ToWriter::Submit(submission) => batch.push(submission),
+                ToWriter::Snapshotted(seq) => snapshotted = Some(seq),
+            }
+            if batch.len() < MAX_BATCH {
+                message = messages.try_recv().ok();
+            }
+        }
+        if let Some(snapshot) = snapshotted {
+            if let (Some(seq), Some(log)) = (snapshot, &mut log)
+                && let Err(error) = cut(log, &mut batches, seq)
+            {
+                eprintln!("profile-service: cannot cut the log short: {error}; aborting");
+                std::process::abort();
+            }
+            compaction_asked = false;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        buffer.clear();
+        let first_seq = next_seq;
+        for submission in &mut batch {
+            submission.op.seq = next_seq;
+            next_seq += 1;
+            encode(&mut buffer, &store, &submission.op, &submission.body);
+        }
+        if let Some(log) = &mut log {
+            if let Err(error) = log
+                .file
+                .write_all(&buffer)
+                .and_then(|()| log.file.sync_data())
+            {
+                eprintln!("profile-service: cannot make the log durable: {error}; aborting");
+                std::process::abort();
+            }
+            batches.starts.push((first_seq, batches.len));
+            batches.len += buffer.len() as u64;
+            if batches.len > log.compact_above && !compaction_asked {
+                // A full queue means a request is already waiting.
+                compaction_asked = log.compactor.try_send(()).is_ok();
+            }
+        }
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut answers = Vec::with_capacity(batch.len());
+        for submission in batch {
+            answers.push((submission.durable, submission.op.seq));
+            ops.push(submission.op);
+        }
+        if worker.send(ops).is_err() {
+            return;
+        }
+        for (durable, seq) in answers {
+            // The client may have gone away; the operation is accepted all the same.
+            let _ = durable.send(seq);
+        }
+    }
+}
+
+/// Replaces the log with the records after sequence number `snapshot_seq`, which a snapshot
+/// holds: they are copied to a new file, synced, renamed over the log, and the directory is
+/// synced. A crash before the rename leaves the whole log, whose records up to
+/// `snapshot_seq` recovery skips; after it, only the records the snapshot lacks.
+fn cut(log: &mut LogFile, batches: &mut Batches, snapshot_seq: u64) -> io::Result<()> {
+    // The batch holding `snapshot_seq + 1` and those after it; records up to `snapshot_seq`
+    // that share its batch are kept and skipped at recovery.
+    let keep_from = batches
+        .starts
+        .iter()
+        .rposition(|&(first, _)| first <= snapshot_seq + 1)
+        .unwrap_or(0);
+    let offset = batches
+        .starts
+        .get(keep_from)
+        .map_or(batches.len, |&(_, o)| o);
+    let mut tail = vec![0; (batches.len - offset) as usize];
+    log.file.read_exact_at(&mut tail, offset)?;
+    let temporary = log.dir.join(format!("{LOG_FILE}.tmp"));
+    let mut file = File::create(&temporary)?;
+    file.write_all(&tail)?;
+    file.sync_all()?;
+    fs::rename(&temporary, log.dir.join(LOG_FILE))?;
+    File::open(&log.dir)?.sync_all()?;
+    log.file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(log.dir.join(LOG_FILE))?;
+    batches.starts = batches.starts[keep_from..]
+        .iter()
+        .map(|&(seq, start)| (seq, start - offset))
+        .collect();
+    batches.len -= offset;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> StoreId {
+        "mem_store_00000000000000000000000000".parse().unwrap()
+    }
+
+    #[test]
+    fn an_op_round_trips_through_its_record() {
+        let profile = ProfileId::from_bits(7);
+        let body = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
+        let op = Op {
+            seq: 3,
+            profile: profile.clone(),
+            kind: OpKind::Patch(Patch::from_slice(body).unwrap()),
+        };
+        let mut bytes = Vec::new();
+        encode(&mut bytes, &store(), &op, body);
+        let payload = record::records(&bytes).next().unwrap();
+        let decoded = decode(payload, &store()).unwrap();
+        assert_eq!(decoded.seq, 3);
+        assert_eq!(decoded.profile, profile);
+        assert!(matches!(decoded.kind, OpKind::Patch(p) if p == Patch::from_slice(body).unwrap()));
+    }
+
+    #[test]
+    fn a_record_of_another_store_is_refused() {
+        let op = Op {
+            seq: 1,
+            profile: ProfileId::from_bits(7),
+            kind: OpKind::Delete,
+        };
+        let mut bytes = Vec::new();
+        encode(&mut bytes, &store(), &op, b"");
+        let payload = record::records(&bytes).next().unwrap();
+        let other: StoreId = "mem_store_00000000000000000000000001".parse().unwrap();
+        assert_eq!(
+            decode(payload, &other).unwrap_err(),
+            "written for store `mem_store_00000000000000000000000000`, not `mem_store_00000000000000000000000001`"
+        );
+    }
+}
