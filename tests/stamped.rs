@@ -981,3 +981,36 @@ fn an_unsorted_profile_shows_whether_a_purge_came_first() {
     purged_last.sort_by_schema(&fixture());
     assert_eq!(json_text(&purged_last), json_text(&purged_first));
 }
+
+/// Seed `048c52bc` (law 14 as first written, with writes only above the purge stamp): law
+/// 14 is about writes above the horizon the purge leaves, which is never below the
+/// profile's own. Purging at 3 a profile whose horizon is 4 removes a tombstone at 2; a set
+/// at 3 is then stale (no entry, at or below the horizon), while applied before the purge it
+/// beats the tombstone.
+#[test]
+fn purge_below_the_horizon_makes_writes_up_to_the_horizon_stale() {
+    let mut base = built(&[(SET_A, at(1))]);
+    base.purge(at(4));
+    apply(&mut base, REMOVE, at(2));
+    assert_eq!(
+        json_text(&base),
+        stored(Some(4), &[("Contact", &[("email", entry("null", 2))])])
+    );
+    let mut purged_first = base.clone();
+    purged_first.purge(at(3));
+    assert_eq!(
+        apply(&mut purged_first, SET_B, at(3)),
+        [stale("Contact", "email", stamp_json(4))]
+    );
+    assert_eq!(json_text(&purged_first), stored(Some(4), &[]));
+    let mut purged_last = base;
+    assert_eq!(
+        apply(&mut purged_last, SET_B, at(3)),
+        [added("Contact", "email", json!("b@x"))]
+    );
+    purged_last.purge(at(3));
+    assert_eq!(
+        json_text(&purged_last),
+        stored(Some(4), &[("Contact", &[("email", entry(r#""b@x""#, 3))])])
+    );
+}
