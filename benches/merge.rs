@@ -7,7 +7,9 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use profile_traits::{Patch, Profile, StoreSchema, merge, merge_in_place_owned};
+use profile_traits::{
+    Patch, Profile, Stamp, StoreSchema, StoredProfile, merge, merge_in_place_owned,
+};
 use serde_json::Value;
 
 const SCHEMA: &str = include_str!("data/schema.json");
@@ -24,6 +26,17 @@ const PATCHES: [(&str, &str); 3] = [
 /// pay for copying the groups it touches.
 fn fresh_profile() -> Profile {
     serde_json::from_str(PROFILE).expect("bench profile is valid")
+}
+
+/// The bench profile as a store keeps it: every trait stamped, in the schema's order.
+fn fresh_stored(schema: &StoreSchema) -> StoredProfile {
+    let mut stored = StoredProfile::from_profile(fresh_profile(), stamp(1_000));
+    stored.sort_by_schema(schema);
+    stored
+}
+
+fn stamp(micros: i64) -> Stamp {
+    Stamp::new(micros, 0).expect("in range")
 }
 
 fn bench_patch_size(c: &mut Criterion, size: &str, patch_json: &str) {
@@ -84,6 +97,31 @@ fn bench_patch_size(c: &mut Criterion, size: &str, patch_json: &str) {
             |mut target| {
                 let parsed = Patch::from_slice(black_box(patch_bytes)).expect("valid patch");
                 merge_in_place_owned(&mut target, parsed, &schema).expect("valid patch");
+                target
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("ours_stamped_in_place", |b| {
+        b.iter_batched(
+            || (fresh_stored(&schema), patch.clone()),
+            |(mut target, patch)| {
+                target
+                    .apply_owned(black_box(patch), &schema, stamp(2_000))
+                    .expect("valid patch");
+                target
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("ours_stamped_from_bytes", |b| {
+        b.iter_batched(
+            || fresh_stored(&schema),
+            |mut target| {
+                let parsed = Patch::from_slice(black_box(patch_bytes)).expect("valid patch");
+                target
+                    .apply_owned(parsed, &schema, stamp(2_000))
+                    .expect("valid patch");
                 target
             },
             BatchSize::SmallInput,

@@ -3,7 +3,8 @@
 
 Reads criterion's estimates under target/criterion/{small,medium,large}/*/new/ and shows
 the median time per patch of every function and the ratios the performance targets use
-(ours in place / B1, ours from bytes / B2, ours immutable / B3).
+(ours in place / B1, ours from bytes / B2, ours immutable / B3, stamped / B1 and
+stamped / plain).
 """
 import json
 import os
@@ -14,10 +15,14 @@ SIZES = ["small", "medium", "large"]
 FUNCTIONS = [
     "b1_json_patch_in_place", "b2_json_patch_from_bytes", "b3_json_patch_immutable",
     "ours_in_place", "ours_from_bytes", "ours_immutable", "ours_validate", "ours_parse",
+    "ours_stamped_in_place", "ours_stamped_from_bytes",
 ]
 RATIOS = [("ours_in_place", "b1_json_patch_in_place"),
           ("ours_from_bytes", "b2_json_patch_from_bytes"),
-          ("ours_immutable", "b3_json_patch_immutable")]
+          ("ours_immutable", "b3_json_patch_immutable"),
+          ("ours_stamped_in_place", "b1_json_patch_in_place"),
+          ("ours_stamped_in_place", "ours_in_place"),
+          ("ours_stamped_from_bytes", "ours_from_bytes")]
 
 
 def median_ns(size, function):
@@ -43,7 +48,8 @@ def main():
         for s in SIZES:
             a, b = medians[(s, ours)], medians[(s, base)]
             cells.append(f"{a / b:.2f}" if a and b else "-")
-        print(f"| {ours} / {base.split('_')[0].upper()} | " + " | ".join(cells) + " |")
+        label = base if base.startswith("ours") else base.split("_")[0].upper()
+        print(f"| {ours} / {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
