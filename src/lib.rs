@@ -57,10 +57,22 @@
 //! - [`Patch::compose`], [`Patch::from_changes`], [`Patch::undo`]: coalescing queued
 //!   patches, replaying and undoing changes.
 //!
+//! # Event time
+//!
+//! A [`StoredProfile`] keeps per trait a live value or a tombstone with the [`Stamp`] of the
+//! write that made it, so writes applied in any order reach the same profile and an old
+//! write never overwrites a newer one:
+//! - [`StoredProfile::apply`]: the stamped merge, reporting stale and touched writes too;
+//! - [`StoredProfile::view`]: the API's profile; [`StoredProfile::join`] and
+//!   [`StoredProfile::purge`]: replicas and merged customers, and tombstone cleanup;
+//! - [`list_traits`]: the `GET .../Traits` listing with keyset page tokens.
+//!
+//! The semantics and the laws the tests check are in the repository's `SEMANTICS.md`.
+//!
 //! # Out of scope
 //!
-//! Storage, HTTP, identity resolution and trait-name normalization belong to the service
-//! that embeds this crate.
+//! Storage, HTTP, identity resolution and identifier normalization belong to the service
+//! that embeds this crate (the repository's `service/` is one).
 
 #![forbid(unsafe_code)]
 
