@@ -65,6 +65,7 @@ impl StoredProfile {
             created_at: first.created_at.clone(),
             horizon: self.horizon.max(other.horizon),
             groups,
+            groups_ranked: false,
         }
     }
 
@@ -177,6 +178,11 @@ fn insert_if_not_empty(
     traits: NameMap<Entry>,
 ) {
     if !traits.is_empty() {
-        groups.insert(name.clone(), StoredGroup { rank, traits });
+        let group = StoredGroup {
+            rank,
+            traits,
+            ranked: false,
+        };
+        groups.insert(name.clone(), group);
     }
 }

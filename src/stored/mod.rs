@@ -70,6 +70,9 @@ pub struct StoredProfile {
     created_at: Option<String>,
     horizon: Stamp,
     groups: NameMap<StoredGroup>,
+    /// Whether the groups' ranks come from a schema (else from their stored position), so
+    /// that `apply` ranks them once, not at every new group.
+    groups_ranked: bool,
 }
 
 /// The entries of one group, in canonical order; never empty inside a profile.
@@ -78,6 +81,9 @@ struct StoredGroup {
     /// The group's place in the schema's declaration order ([`UNDECLARED`] when unknown).
     rank: u32,
     traits: NameMap<Entry>,
+    /// Whether the traits' ranks come from a schema (else from their stored position), so
+    /// that `apply` ranks them once, not at every new trait.
+    ranked: bool,
 }
 
 /// One trait's entry: a live value or a tombstone, with the stamp of the write that made it.
@@ -138,6 +144,7 @@ impl StoredProfile {
             created_at: None,
             horizon: Stamp::MIN,
             groups: NameMap::default(),
+            groups_ranked: true,
         }
     }
 
@@ -165,9 +172,11 @@ impl StoredProfile {
             let group = StoredGroup {
                 rank: rank_of(group_rank),
                 traits,
+                ranked: false,
             };
             stored.groups.insert(group_name, group);
         }
+        stored.groups_ranked = false;
         stored
     }
 
@@ -267,8 +276,10 @@ impl StoredProfile {
                 entry.rank = definition.map_or(UNDECLARED, |d| d.rank_of_trait(trait_name));
             }
             group.traits.sort_by(canonical_traits);
+            group.ranked = true;
         }
         self.groups.sort_by(canonical_groups);
+        self.groups_ranked = true;
     }
 
     fn entry(&self, group: &str, name: &str) -> Option<&Entry> {

@@ -114,6 +114,7 @@ impl<'de> Deserialize<'de> for StoredProfile {
             let group = StoredGroup {
                 rank: rank_of(group_rank),
                 traits,
+                ranked: false,
             };
             groups.insert(name, group);
         }
@@ -122,6 +123,7 @@ impl<'de> Deserialize<'de> for StoredProfile {
             created_at: wire.created_at,
             horizon: wire.horizon,
             groups,
+            groups_ranked: false,
         })
     }
 }
