@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The service's tests, as CI runs them: build the binary, the Rust tests (unit, crash/restart),
-# then the real-client test: the official twilio npm package (pinned in package-lock.json)
-# driving the service on a free loopback port.
+# The service's tests, as CI runs them: build the binary, the Rust tests (unit, crash/restart,
+# protections), then the real-client tests: the official twilio npm package (pinned in
+# package-lock.json) and the official twilio Python package (pinned in
+# python-test/requirements.txt) driving the service on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -22,3 +24,9 @@ step "real client: npm ci && node --test (twilio helper library against $PROFILE
 cd service/client-test
 npm ci --no-audit --no-fund
 node --test
+
+step "real client: Python twilio 9.x (pinned) in service/python-test/.venv, python3 -m unittest"
+cd "$root/service/python-test"
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+.venv/bin/python -m unittest discover -v

@@ -11,10 +11,15 @@ usage: profile-service [options]
   --store-id ID          the one store served; default mem_store_00000000000000000000000000
   --data-dir DIR         where the durable operation log lives; default ./profile-service-data
   --in-memory            keep nothing on disk: NOT durable, everything is lost on exit
-  --account-sid SID      HTTP Basic user name; default $TWILIO_ACCOUNT_SID (required)
-  --auth-token TOKEN     HTTP Basic password; default $TWILIO_AUTH_TOKEN (required)
+  --account-sid SID      HTTP Basic user name; default $TWILIO_ACCOUNT_SID (required without --credentials)
+  --auth-token TOKEN     HTTP Basic password; default $TWILIO_AUTH_TOKEN (required without --credentials)
+  --credentials FILE     more keys, each limited to some stores: a JSON array of
+                         {\"sid\": \"SK...\", \"secret\": \"...\", \"stores\": [\"mem_store_...\"]}
+  --rate-limit N/s       at most N requests a second per key (429 past it); default: no limit
+  --max-queued-writes N  writes waiting to be made durable past which writes get 503; default 4096
   --max-body-bytes N     larger request bodies are refused with 400; default 1048576
   --compact-log-bytes N  snapshot and cut the log short when it passes N bytes; default 67108864
+  --test-faults          (tests only) enable /__test/panic and /__test/faults
 ";
 
 /// The service's settings.
@@ -28,10 +33,18 @@ pub(crate) struct Config {
     pub(crate) store_id: String,
     /// The directory of the durable log, or `None` in memory mode.
     pub(crate) data_dir: Option<PathBuf>,
-    /// The HTTP Basic user name.
-    pub(crate) account_sid: String,
-    /// The HTTP Basic password.
-    pub(crate) auth_token: String,
+    /// The HTTP Basic user name of the key that may use every store (with `auth_token`).
+    pub(crate) account_sid: Option<String>,
+    /// The HTTP Basic password of that key.
+    pub(crate) auth_token: Option<String>,
+    /// The file of more keys, each limited to some stores.
+    pub(crate) credentials: Option<PathBuf>,
+    /// Requests a second per key, if limited.
+    pub(crate) rate_limit: Option<u32>,
+    /// Writes waiting to be made durable past which writes are refused with 503.
+    pub(crate) max_queued_writes: usize,
+    /// Whether the test-only fault routes are enabled.
+    pub(crate) test_faults: bool,
     /// The largest request body accepted, in bytes.
     pub(crate) max_body_bytes: usize,
     /// The log size past which it is snapshotted and cut short while running.
@@ -48,6 +61,10 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("account_sid", &self.account_sid)
             .field("auth_token", &"<redacted>")
+            .field("credentials", &self.credentials)
+            .field("rate_limit", &self.rate_limit)
+            .field("max_queued_writes", &self.max_queued_writes)
+            .field("test_faults", &self.test_faults)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("compact_log_bytes", &self.compact_log_bytes)
             .finish()
@@ -59,7 +76,8 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// A message for an unknown flag, a missing or malformed value, or missing credentials;
+    /// A message for an unknown flag, a missing or malformed value, or missing credentials
+    /// (neither the SID and token pair nor `--credentials`);
     /// `Err(None)` for `--help`.
     pub(crate) fn parse(
         args: impl IntoIterator<Item = String>,
@@ -74,6 +92,10 @@ impl Config {
         let mut auth_token = None;
         let mut max_body_bytes = 1 << 20;
         let mut compact_log_bytes = 64 << 20;
+        let mut credentials = None;
+        let mut rate_limit = None;
+        let mut max_queued_writes = 4096;
+        let mut test_faults = false;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
@@ -81,6 +103,10 @@ impl Config {
             }
             if flag == "--in-memory" {
                 in_memory = true;
+                continue;
+            }
+            if flag == "--test-faults" {
+                test_faults = true;
                 continue;
             }
             let value = args
@@ -97,6 +123,19 @@ impl Config {
                 "--max-body-bytes" => {
                     max_body_bytes = value.parse().map_err(|_| Some(number("a size")))?;
                 }
+                "--credentials" => credentials = Some(PathBuf::from(value)),
+                "--rate-limit" => {
+                    let n = value.strip_suffix("/s").unwrap_or(&value);
+                    rate_limit = Some(
+                        n.parse()
+                            .ok()
+                            .filter(|&n: &u32| n > 0)
+                            .ok_or_else(|| Some(number("a rate like `100/s`")))?,
+                    );
+                }
+                "--max-queued-writes" => {
+                    max_queued_writes = value.parse().map_err(|_| Some(number("a count")))?;
+                }
                 "--compact-log-bytes" => {
                     compact_log_bytes = value.parse().map_err(|_| Some(number("a size")))?;
                 }
@@ -105,16 +144,29 @@ impl Config {
         }
         let account_sid = account_sid
             .or_else(|| env("TWILIO_ACCOUNT_SID"))
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                Some("no account SID: pass --account-sid or set TWILIO_ACCOUNT_SID".to_owned())
-            })?;
+            .filter(|s| !s.is_empty());
         let auth_token = auth_token
             .or_else(|| env("TWILIO_AUTH_TOKEN"))
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                Some("no auth token: pass --auth-token or set TWILIO_AUTH_TOKEN".to_owned())
-            })?;
+            .filter(|s| !s.is_empty());
+        if credentials.is_none() {
+            if account_sid.is_none() {
+                return Err(Some(
+                    "no account SID: pass --account-sid or set TWILIO_ACCOUNT_SID (or use --credentials)"
+                        .to_owned(),
+                ));
+            }
+            if auth_token.is_none() {
+                return Err(Some(
+                    "no auth token: pass --auth-token or set TWILIO_AUTH_TOKEN (or use --credentials)"
+                        .to_owned(),
+                ));
+            }
+        }
+        if account_sid.is_some() != auth_token.is_some() {
+            return Err(Some(
+                "an account SID and an auth token go together: give both or neither".to_owned(),
+            ));
+        }
         if in_memory {
             data_dir = None;
         }
@@ -125,6 +177,10 @@ impl Config {
             data_dir,
             account_sid,
             auth_token,
+            credentials,
+            rate_limit,
+            max_queued_writes,
+            test_faults,
             max_body_bytes,
             compact_log_bytes,
         })
@@ -142,5 +198,40 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret-token"), "{shown}");
         assert!(shown.contains(r#"auth_token: "<redacted>""#), "{shown}");
+    }
+
+    #[test]
+    fn protection_flags() {
+        let parse = |args: &[&str]| Config::parse(args.iter().map(|s| s.to_string()), |_| None);
+        let config = parse(&["--credentials", "keys.json", "--rate-limit", "5/s"]).unwrap();
+        assert_eq!(config.account_sid, None);
+        assert_eq!(config.rate_limit, Some(5));
+        assert_eq!(config.max_queued_writes, 4096);
+        assert!(!config.test_faults);
+        let config = parse(&["--account-sid", "AC", "--auth-token", "t", "--test-faults"]).unwrap();
+        assert!(config.test_faults);
+        assert_eq!(config.rate_limit, None);
+        for bad in [
+            &[
+                "--account-sid",
+                "AC",
+                "--auth-token",
+                "t",
+                "--rate-limit",
+                "0/s",
+            ][..],
+            &[
+                "--account-sid",
+                "AC",
+                "--auth-token",
+                "t",
+                "--rate-limit",
+                "x/s",
+            ],
+            &["--account-sid", "AC"],
+            &["--credentials", "k.json", "--auth-token", "t"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -13,11 +13,12 @@ mod worker;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use profile_traits::{StoreId, StoreSchema};
 
 use crate::config::{Config, USAGE};
-use crate::http::{App, Credentials};
+use crate::http::{App, Credentials, Protect};
 use crate::store::embedded::{Durability, Embedded, RecoveryReport};
 
 /// The schema used without `--schema`.
@@ -96,12 +97,28 @@ fn run(config: Config) -> Result<(), String> {
         recovery,
     };
 
+    let pair = config
+        .account_sid
+        .as_deref()
+        .zip(config.auth_token.as_deref());
+    let credentials = match (&config.credentials, pair) {
+        (Some(path), pair) => Credentials::load(path, pair)?,
+        (None, Some((sid, token))) => Credentials::new(sid, token),
+        (None, None) => return Err("no credentials".to_owned()),
+    };
+    let protect = Protect::new(
+        credentials.len(),
+        config.rate_limit,
+        config.max_queued_writes,
+        config.test_faults,
+    );
     let app = App {
         schema,
         store_id,
         storage: Arc::new(storage),
-        credentials: Arc::new(Credentials::new(&config.account_sid, &config.auth_token)),
+        credentials: Arc::new(credentials),
         max_body_bytes: config.max_body_bytes,
+        protect: Arc::new(protect),
     };
 
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
@@ -116,11 +133,37 @@ fn run(config: Config) -> Result<(), String> {
             "{}",
             serde_json::to_string(&started).expect("the start line serializes")
         );
-        axum::serve(listener, http::router(app))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
+        let draining = app.clone();
+        axum::serve(listener, http::router(app.clone()))
+            .with_graceful_shutdown(async move {
+                let signal = stop_signal().await;
+                // New requests get 503 from now on; those taken before finish.
+                draining.protect.lifecycle.begin_drain();
+                eprintln!("profile-service: {signal}: draining (new requests get 503)");
+                draining.protect.lifecycle.idle().await;
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // Every write answered 202 is durable already; let the worker apply them too.
+        if !http::worker_drained(&app, Duration::from_secs(30)).await {
+            eprintln!("profile-service: the worker did not catch up in 30 s; the log has it all");
+        }
+        eprintln!("profile-service: drained, exiting");
+        Ok(())
     })
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C); names the one received.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }

@@ -16,12 +16,21 @@ const MAX_MESSAGE_CHARS: usize = 1024;
 pub(crate) enum ErrorCode {
     /// 401 20003: missing or wrong HTTP Basic credentials.
     Unauthenticated,
+    /// 403 403: valid credentials that may not use the store named.
+    Forbidden,
     /// 404 20404: unknown store, profile or route.
     NotFound,
+    /// 405 20004: a method the route does not have.
+    MethodNotAllowed,
     /// 409 20409: a fresh profile id was taken.
     Conflict,
-    /// 500 20500: the service cannot answer.
+    /// 429 20429: over the credential's request rate.
+    TooManyRequests,
+    /// 500 20500: an internal fault (a panicking handler).
     Internal,
+    /// 503 20503: the service cannot accept now (write queue full, storage unreachable,
+    /// shutting down).
+    Unavailable,
     /// 400 520046: an invalid request (patch, profile id, body).
     InvalidRequest,
     /// 400 520047: a patch names a trait group the schema does not declare.
@@ -37,9 +46,13 @@ impl ErrorCode {
     pub(crate) fn number(self) -> u32 {
         match self {
             ErrorCode::Unauthenticated => 20003,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 20404,
+            ErrorCode::MethodNotAllowed => 20004,
             ErrorCode::Conflict => 20409,
+            ErrorCode::TooManyRequests => 20429,
             ErrorCode::Internal => 20500,
+            ErrorCode::Unavailable => 20503,
             ErrorCode::InvalidRequest => 520046,
             ErrorCode::UnknownTraitGroup => 520047,
             ErrorCode::InvalidStoreId => 520049,
@@ -51,9 +64,13 @@ impl ErrorCode {
     pub(crate) fn status(self) -> StatusCode {
         match self {
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::InvalidRequest
             | ErrorCode::UnknownTraitGroup
             | ErrorCode::InvalidStoreId
@@ -62,11 +79,16 @@ impl ErrorCode {
     }
 }
 
+/// Seconds a client is told to wait (`Retry-After`) when storage is unreachable.
+pub(crate) const RETRY_STORAGE_SECS: u64 = 5;
+
 /// An error answer.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     code: ErrorCode,
     message: String,
+    /// `Retry-After`, in whole seconds (429 and 503 always carry one: 1 if not set).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -75,7 +97,23 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to retry after `seconds` (at least 1).
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// A 503 (code 20503) for `why`, with `Retry-After: seconds`.
+    pub(crate) fn unavailable(why: impl std::fmt::Display, seconds: u64) -> Self {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("Service Unavailable: {why}"),
+        )
+        .retry_after(seconds)
     }
 
     /// A 400 for an invalid request.
@@ -106,7 +144,7 @@ impl ApiError {
             StoreError::Conflict => {
                 ApiError::new(ErrorCode::Conflict, "profile id collision, retry")
             }
-            StoreError::Unavailable(why) => ApiError::new(ErrorCode::Internal, why),
+            StoreError::Unavailable(why) => ApiError::unavailable(why, RETRY_STORAGE_SECS),
         }
     }
 
@@ -163,6 +201,17 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"profile-service\""),
             );
+        }
+        let retry_after = match self.code {
+            ErrorCode::TooManyRequests | ErrorCode::Unavailable => {
+                Some(self.retry_after.unwrap_or(1))
+            }
+            _ => self.retry_after,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -5,59 +5,26 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use base64::Engine;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use profile_traits::{IdError, ProfileId, StoreId};
-use subtle::ConstantTimeEq;
 
 use super::App;
+use super::credentials::KeyIndex;
 use super::error::{ApiError, ErrorCode};
 
-/// Standard base64, with or without padding, as clients send it in `Authorization: Basic`.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-/// The HTTP Basic credentials the service accepts: `account_sid:auth_token`.
-pub(crate) struct Credentials(Vec<u8>);
-
-impl Credentials {
-    /// The credentials of `account_sid` with `auth_token`.
-    pub(crate) fn new(account_sid: &str, auth_token: &str) -> Self {
-        Credentials(format!("{account_sid}:{auth_token}").into_bytes())
-    }
-
-    /// Whether an `Authorization` header value carries these credentials; compared in time
-    /// that does not depend on where they differ.
-    fn admit(&self, authorization: &str) -> bool {
-        let Some((scheme, encoded)) = authorization.trim().split_once(' ') else {
-            return false;
-        };
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return false;
-        }
-        BASE64
-            .decode(encoded.trim())
-            .is_ok_and(|decoded| bool::from(decoded.ct_eq(&self.0)))
-    }
-}
-
-/// Proof that a request carries valid credentials; without them, 401 (code 20003).
-pub(crate) struct Authenticated;
+/// Proof that a request carries valid credentials, and which key; without them, 401 (code
+/// 20003).
+pub(crate) struct Authenticated(pub(crate) KeyIndex);
 
 impl FromRequestParts<App> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let authorized = parts
+        parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| app.credentials.admit(value));
-        authorized
-            .then_some(Authenticated)
+            .and_then(|value| app.credentials.admit(value))
+            .map(Authenticated)
             .ok_or_else(ApiError::unauthenticated)
     }
 }
@@ -152,22 +119,4 @@ pub(crate) async fn json_body(
     axum::body::to_bytes(body, app.max_body_bytes)
         .await
         .map_err(|_| too_large())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::engine::general_purpose;
-
-    #[test]
-    fn basic_credentials_are_read_with_or_without_padding() {
-        let credentials = Credentials::new("AC", "secret");
-        let encoded = general_purpose::STANDARD.encode("AC:secret");
-        assert!(credentials.admit(&format!("Basic {encoded}")));
-        assert!(credentials.admit(&format!("basic {}", encoded.trim_end_matches('='))));
-        assert!(!credentials.admit(&format!("Bearer {encoded}")));
-        assert!(!credentials.admit("Basic !!!"));
-        let wrong = general_purpose::STANDARD.encode("AC:secreT");
-        assert!(!credentials.admit(&format!("Basic {wrong}")));
-    }
 }

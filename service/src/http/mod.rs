@@ -1,22 +1,24 @@
 //! The HTTP surface: the routes (`routes.rs`), what handlers extract from a request
-//! (`extract.rs`), and the error answers (`error.rs`).
+//! (`extract.rs`), the keys accepted (`credentials.rs`), the protections around the handlers
+//! (`protect.rs`), and the error answers (`error.rs`).
 
+mod credentials;
 mod error;
 mod extract;
+mod protect;
 mod routes;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use axum::routing::{get, post};
 use profile_traits::{StoreId, StoreSchema};
+use tower_http::catch_panic::CatchPanicLayer;
 
+pub(crate) use self::credentials::Credentials;
 use self::error::{ApiError, ErrorCode};
-use self::extract::Authenticated;
-pub(crate) use self::extract::Credentials;
+pub(crate) use self::protect::{Protect, worker_drained};
 use crate::store::Storage;
 
 /// The state every handler sees.
@@ -32,10 +34,18 @@ pub(crate) struct App {
     pub(crate) credentials: Arc<Credentials>,
     /// The largest request body accepted.
     pub(crate) max_body_bytes: usize,
+    /// Rate limits, the write queue bound, the drain, the test faults.
+    pub(crate) protect: Arc<Protect>,
 }
 
-/// The service's routes, all behind HTTP Basic authentication.
+/// The service's routes, all behind HTTP Basic authentication and the protections of
+/// `protect.rs`.
 pub(crate) fn router(app: App) -> Router {
+    let faults = if app.protect.faults.is_some() {
+        protect::fault_routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         .route(
             "/v1/Stores/{store_id}/Profiles/{profile_id}",
@@ -51,12 +61,17 @@ pub(crate) fn router(app: App) -> Router {
             "/v1/ControlPlane/Stores/{store_id}/TraitGroups",
             get(routes::list_trait_groups),
         )
+        .merge(faults)
+        .method_not_allowed_fallback(protect::method_not_allowed)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such resource") })
-        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            protect::key_layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            protect::drain_layer,
+        ))
+        .layer(CatchPanicLayer::custom(protect::panic_response))
         .with_state(app)
-}
-
-/// Refuses every request without valid HTTP Basic credentials (401, code 20003).
-async fn authenticate(_: Authenticated, request: Request, next: Next) -> Response {
-    next.run(request).await
 }

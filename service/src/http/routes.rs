@@ -36,14 +36,17 @@ fn now_rfc3339() -> String {
     format!("{:.0}", jiff::Timestamp::now())
 }
 
-/// Hands `op` to the storage and waits until it is durable.
+/// Hands `op` to the storage and waits until it is durable (503 if the write queue is full).
 async fn accept(app: &App, op: Op, body: Vec<u8>) -> Result<(), ApiError> {
     let id = op.profile.clone();
-    app.storage
+    let slot = app.write_slot().await?;
+    let seq = app
+        .storage
         .accept(op, body)
         .await
-        .map(drop)
-        .map_err(|e| ApiError::from_store(e, &id))
+        .map_err(|e| ApiError::from_store(e, &id))?;
+    slot.durable(seq);
+    Ok(())
 }
 
 /// Answers 404 unless profile `id` exists once every accepted operation is applied.

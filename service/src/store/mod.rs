@@ -71,4 +71,10 @@ pub(crate) trait Storage: Send + Sync {
         &'a self,
         id: &'a ProfileId,
     ) -> Pending<'a, Result<Option<Arc<Profile>>, StoreError>>;
+
+    /// The sequence number of the last operation the worker has applied, for the drain on
+    /// shutdown; `None` if this storage cannot tell.
+    fn applied_seq(&self) -> Option<u64> {
+        None
+    }
 }

@@ -274,6 +274,14 @@ impl Storage for Embedded {
         let profile = state.profiles.get(id).cloned();
         Box::pin(std::future::ready(Ok(profile)))
     }
+
+    fn applied_seq(&self) -> Option<u64> {
+        let state = self
+            .applied
+            .read()
+            .expect("the worker never panics holding the lock");
+        Some(state.last_seq)
+    }
 }
 
 fn stopped() -> StoreError {
