@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Client, STORE, Server, profile_path, wait_for};
-use profile_traits::{Patch, Profile, StoreSchema, merge};
+use profile_traits::{Patch, Profile, Stamp, StoreSchema, StoredProfile, merge};
 
 const CLIENTS: usize = 8;
 const KILL_AFTER_ACCEPTED: usize = 240;
@@ -92,6 +92,7 @@ fn run_client(
 fn traits_of(client: &Client, id: &str) -> String {
     let response = client.get(&profile_path(id)).unwrap();
     assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("Canonical-Profile-Id"), Some(id));
     let mut profile: Profile = serde_json::from_str(&response.body).unwrap();
     assert_eq!(profile.id().map(|i| i.as_str()), Some(id));
     assert!(profile.created_at().is_some());
@@ -107,14 +108,18 @@ fn sequential(schema: &StoreSchema, patches: &[&str]) -> String {
         let patch = Patch::from_slice(body.as_bytes()).unwrap();
         profile = merge(&profile, &patch, schema).unwrap();
     }
-    serde_json::to_string(&profile).unwrap()
+    // The service keeps groups and traits in the schema's order (the merge, in the order
+    // they were added): compared as maps (law 12).
+    let mut ordered = StoredProfile::from_profile(profile, Stamp::MIN);
+    ordered.sort_by_schema(schema);
+    serde_json::to_string(&ordered.view()).unwrap()
 }
 
 fn create_profiles(client: &Client) -> Vec<(String, String)> {
     (0..CLIENTS)
         .map(|c| {
             let body = format!(
-                r#"{{"traits": {{"Contact": {{"firstName": "client{c}", "city": "start"}}, "Activity": {{"vip": true}}}}}}"#
+                r#"{{"traits": {{"Contact": {{"email": "client{c}@example.com", "firstName": "client{c}", "city": "start"}}, "Activity": {{"vip": true}}}}}}"#
             );
             let response = client
                 .post(&format!("/v1/Stores/{STORE}/Profiles"), &body)
@@ -323,29 +328,28 @@ fn concurrent_clients_on_shared_profiles_survive_sigkill() {
     let dir = tmp.path();
     let server = Server::start(dir);
     let client = server.client();
-    let created_with = r#"{"traits": {"Contact": {"firstName": "shared"}, "Activity": {"vip": true}, "Preferences": {"language": "en"}}}"#;
-    let ids: Vec<String> = (0..4)
-        .map(|_| {
+    let ids: Vec<(String, String)> = (0..4)
+        .map(|k| {
+            let created_with = format!(
+                r#"{{"traits": {{"Contact": {{"email": "shared{k}@example.com", "firstName": "shared"}}, "Activity": {{"vip": true}}, "Preferences": {{"language": "en"}}}}}}"#
+            );
             let response = client
-                .post(&format!("/v1/Stores/{STORE}/Profiles"), created_with)
+                .post(&format!("/v1/Stores/{STORE}/Profiles"), &created_with)
                 .unwrap();
             assert_eq!(response.status, 202, "{}", response.body);
-            response.json()["id"].as_str().unwrap().to_owned()
+            let id = response.json()["id"].as_str().unwrap().to_owned();
+            (id, created_with)
         })
         .collect();
     let total = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for id in &ids {
+    for (id, created_with) in &ids {
         for group in GROUPS {
             let (client, total, id) = (client.clone(), Arc::clone(&total), id.clone());
+            let created_with = created_with.clone();
             workers.push(std::thread::spawn(move || {
-                let outcome = run_client(
-                    client,
-                    |i| group_patch(group, i),
-                    id,
-                    created_with.to_owned(),
-                    total,
-                );
+                let outcome =
+                    run_client(client, |i| group_patch(group, i), id, created_with, total);
                 (group, outcome)
             }));
         }
@@ -364,7 +368,7 @@ fn concurrent_clients_on_shared_profiles_survive_sigkill() {
         let response = client.get(&profile_path(&outcome.profile)).unwrap();
         assert_eq!(response.status, 200, "{}", response.body);
         let actual = groups_of(&response.body).remove(*group);
-        let mut patches: Vec<&str> = vec![created_with];
+        let mut patches: Vec<&str> = vec![&outcome.created_with];
         patches.extend(outcome.accepted.iter().map(String::as_str));
         let expected = |patches: &[&str]| groups_of(&sequential(&schema, patches)).remove(*group);
         if actual == expected(&patches) {

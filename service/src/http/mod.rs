@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use profile_traits::{StoreId, StoreSchema};
 
 use self::error::{ApiError, ErrorCode};
@@ -44,8 +44,20 @@ pub(crate) fn router(app: App) -> Router {
                 .delete(routes::delete_profile),
         )
         .route(
+            "/v1/Stores/{store_id}/Profiles/{profile_id}/Traits",
+            get(routes::list_profile_traits),
+        )
+        .route(
             "/v1/Stores/{store_id}/Profiles",
             post(routes::create_profile),
+        )
+        .route(
+            "/v1/Stores/{store_id}/Profiles/Lookup",
+            post(routes::lookup_profiles),
+        )
+        .route(
+            "/v1/Stores/{store_id}/Profiles/Bulk",
+            put(routes::bulk_upsert),
         )
         .route(
             "/v1/ControlPlane/Stores/{store_id}/TraitGroups",
