@@ -418,4 +418,38 @@ mod tests {
             "written for store `mem_store_00000000000000000000000000`, not `mem_store_00000000000000000000000001`"
         );
     }
+
+    /// A request's records are recovered all together or not at all: a bulk upsert whose
+    /// last record is torn loses its earlier records too.
+    #[test]
+    fn a_request_whose_last_record_is_torn_is_dropped_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
+        let op = |seq: u64, more: bool| Op {
+            seq,
+            stamp: Stamp::new(0, seq).unwrap(),
+            event_time: false,
+            more,
+            profile: ProfileId::from_bits(u128::from(seq)),
+            kind: OpKind::Create {
+                created_at: "2026-01-01T00:00:00Z".into(),
+                traits: Patch::from_slice(body).unwrap(),
+            },
+        };
+        let mut bytes = Vec::new();
+        encode(&mut bytes, &store(), &op(1, false), body);
+        let whole = bytes.len();
+        for (seq, more) in [(2, true), (3, true), (4, false)] {
+            encode(&mut bytes, &store(), &op(seq, more), body);
+        }
+        bytes.truncate(bytes.len() - 3);
+        fs::write(dir.path().join(LOG_FILE), &bytes).unwrap();
+        let recovered = open(dir.path(), &store()).unwrap();
+        assert_eq!(recovered.ops.len(), 1);
+        assert_eq!(recovered.truncated_bytes, (bytes.len() - whole) as u64);
+        assert_eq!(
+            fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(),
+            whole as u64
+        );
+    }
 }
