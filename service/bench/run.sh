@@ -19,9 +19,10 @@ trap 'kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do grep -q listening "$work/out" && break; sleep 0.1; done
 base=$(sed -n 's/.*listening on //p' "$work/out")
 store=mem_store_00000000000000000000000000
-for _ in $(seq "$connections"); do
+for i in $(seq "$connections"); do
+  # A create needs an identifier, and a distinct one makes a distinct profile.
   curl -sf -u "$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN" -H 'Content-Type: application/json' \
-    -d '{"traits": {"Contact": {"firstName": "Bench"}}}' "$base/v1/Stores/$store/Profiles" |
+    -d "{\"traits\": {\"Contact\": {\"email\": \"bench$i@example.com\", \"firstName\": \"Bench\"}}}" "$base/v1/Stores/$store/Profiles" |
     sed 's/.*"id":"\([^"]*\)".*/\1/'
   echo
 done >"$work/profiles"

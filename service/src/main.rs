@@ -8,6 +8,7 @@
 
 mod config;
 mod http;
+mod identity;
 mod store;
 mod worker;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Client, STORE, Server, profile_path, wait_for};
-use profile_traits::{Patch, Profile, StoreSchema, merge};
+use profile_traits::{Patch, Profile, Stamp, StoreSchema, StoredProfile, merge};
 
 const CLIENTS: usize = 8;
 const KILL_AFTER_ACCEPTED: usize = 240;
@@ -53,6 +53,7 @@ struct Outcome {
 fn run_client(
     client: Client,
     patch_body: impl Fn(usize) -> String,
+    event_time: impl Fn(usize) -> Option<String>,
     profile: String,
     created_with: String,
     total: Arc<AtomicUsize>,
@@ -60,7 +61,11 @@ fn run_client(
     let mut accepted = Vec::new();
     for i in 0..MAX_PER_CLIENT {
         let body = patch_body(i);
-        match client.patch(&profile_path(&profile), &body) {
+        let sent = match event_time(i) {
+            Some(at) => client.patch_at(&profile_path(&profile), &at, &body),
+            None => client.patch(&profile_path(&profile), &body),
+        };
+        match sent {
             Ok(response) => {
                 assert_eq!(response.status, 202, "{}", response.body);
                 assert_eq!(
@@ -92,6 +97,7 @@ fn run_client(
 fn traits_of(client: &Client, id: &str) -> String {
     let response = client.get(&profile_path(id)).unwrap();
     assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("Canonical-Profile-Id"), Some(id));
     let mut profile: Profile = serde_json::from_str(&response.body).unwrap();
     assert_eq!(profile.id().map(|i| i.as_str()), Some(id));
     assert!(profile.created_at().is_some());
@@ -107,14 +113,18 @@ fn sequential(schema: &StoreSchema, patches: &[&str]) -> String {
         let patch = Patch::from_slice(body.as_bytes()).unwrap();
         profile = merge(&profile, &patch, schema).unwrap();
     }
-    serde_json::to_string(&profile).unwrap()
+    // The service keeps groups and traits in the schema's order (the merge, in the order
+    // they were added): compared as maps (law 12).
+    let mut ordered = StoredProfile::from_profile(profile, Stamp::MIN);
+    ordered.sort_by_schema(schema);
+    serde_json::to_string(&ordered.view()).unwrap()
 }
 
 fn create_profiles(client: &Client) -> Vec<(String, String)> {
     (0..CLIENTS)
         .map(|c| {
             let body = format!(
-                r#"{{"traits": {{"Contact": {{"firstName": "client{c}", "city": "start"}}, "Activity": {{"vip": true}}}}}}"#
+                r#"{{"traits": {{"Contact": {{"email": "client{c}@example.com", "firstName": "client{c}", "city": "start"}}, "Activity": {{"vip": true}}}}}}"#
             );
             let response = client
                 .post(&format!("/v1/Stores/{STORE}/Profiles"), &body)
@@ -174,7 +184,14 @@ fn sigkill_mid_stream_loses_no_accepted_patch_and_applies_each_once() {
             let client = client.clone();
             let total = Arc::clone(&total);
             std::thread::spawn(move || {
-                run_client(client, |i| patch_body(c, i), id, created_with, total)
+                run_client(
+                    client,
+                    |i| patch_body(c, i),
+                    |_| None,
+                    id,
+                    created_with,
+                    total,
+                )
             })
         })
         .collect();
@@ -323,27 +340,32 @@ fn concurrent_clients_on_shared_profiles_survive_sigkill() {
     let dir = tmp.path();
     let server = Server::start(dir);
     let client = server.client();
-    let created_with = r#"{"traits": {"Contact": {"firstName": "shared"}, "Activity": {"vip": true}, "Preferences": {"language": "en"}}}"#;
-    let ids: Vec<String> = (0..4)
-        .map(|_| {
+    let ids: Vec<(String, String)> = (0..4)
+        .map(|k| {
+            let created_with = format!(
+                r#"{{"traits": {{"Contact": {{"email": "shared{k}@example.com", "firstName": "shared"}}, "Activity": {{"vip": true}}, "Preferences": {{"language": "en"}}}}}}"#
+            );
             let response = client
-                .post(&format!("/v1/Stores/{STORE}/Profiles"), created_with)
+                .post(&format!("/v1/Stores/{STORE}/Profiles"), &created_with)
                 .unwrap();
             assert_eq!(response.status, 202, "{}", response.body);
-            response.json()["id"].as_str().unwrap().to_owned()
+            let id = response.json()["id"].as_str().unwrap().to_owned();
+            (id, created_with)
         })
         .collect();
     let total = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for id in &ids {
+    for (id, created_with) in &ids {
         for group in GROUPS {
             let (client, total, id) = (client.clone(), Arc::clone(&total), id.clone());
+            let created_with = created_with.clone();
             workers.push(std::thread::spawn(move || {
                 let outcome = run_client(
                     client,
                     |i| group_patch(group, i),
+                    |_| None,
                     id,
-                    created_with.to_owned(),
+                    created_with,
                     total,
                 );
                 (group, outcome)
@@ -364,7 +386,7 @@ fn concurrent_clients_on_shared_profiles_survive_sigkill() {
         let response = client.get(&profile_path(&outcome.profile)).unwrap();
         assert_eq!(response.status, 200, "{}", response.body);
         let actual = groups_of(&response.body).remove(*group);
-        let mut patches: Vec<&str> = vec![created_with];
+        let mut patches: Vec<&str> = vec![&outcome.created_with];
         patches.extend(outcome.accepted.iter().map(String::as_str));
         let expected = |patches: &[&str]| groups_of(&sequential(&schema, patches)).remove(*group);
         if actual == expected(&patches) {
@@ -416,7 +438,14 @@ fn compaction_while_running_bounds_the_log_and_survives_sigkill() {
             let client = client.clone();
             let total = Arc::clone(&total);
             std::thread::spawn(move || {
-                run_client(client, |i| patch_body(c, i), id, created_with, total)
+                run_client(
+                    client,
+                    |i| patch_body(c, i),
+                    |_| None,
+                    id,
+                    created_with,
+                    total,
+                )
             })
         })
         .collect();
@@ -445,4 +474,124 @@ fn compaction_while_running_bounds_the_log_and_survives_sigkill() {
         server.snapshot_seq() + server.replayed(),
         CLIENTS + accepted + durable_in_flight
     );
+}
+
+/// The `Event-Time` of patch `i` of client `c`: in 2030, after the creates' clock stamps,
+/// increasing per client and distinct between clients.
+fn event_time(c: usize, i: usize) -> String {
+    let base = 1_893_456_000_000_000; // 2030-01-01T00:00:00Z
+    let micros = base + i as i64 * 1_000_000 + c as i64;
+    Stamp::new(micros, 0).unwrap().to_string()
+}
+
+/// The traits `patch_body(c, i)` writes (sets or removes), as `group.name`.
+fn written_by(i: usize) -> Vec<&'static str> {
+    let mut traits = vec!["Contact.lastName", "Activity.vip", "Preferences.channels"];
+    if i % 4 <= 1 {
+        traits.push("Contact.city");
+    }
+    if !i.is_multiple_of(5) {
+        traits.push("Activity.visitCount");
+    }
+    traits
+}
+
+/// Writes carrying `Event-Time`, SIGKILL mid-stream, restart: every accepted write is
+/// applied once, and each trait keeps the stamp it was accepted with, as the stored form
+/// shows: the event time of the last write naming it, with a tiebreaker (the log sequence
+/// number) of its own; the listing shows the same times at second precision.
+#[test]
+fn sigkill_keeps_the_stamps_writes_were_accepted_with() {
+    let schema = schema();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let server = Server::start(dir);
+    let client = server.client();
+    let profiles = create_profiles(&client);
+    let total = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = profiles
+        .into_iter()
+        .enumerate()
+        .map(|(c, (id, created_with))| {
+            let client = client.clone();
+            let total = Arc::clone(&total);
+            std::thread::spawn(move || {
+                run_client(
+                    client,
+                    |i| patch_body(c, i),
+                    |i| Some(event_time(c, i)),
+                    id,
+                    created_with,
+                    total,
+                )
+            })
+        })
+        .collect();
+    wait_for("enough accepted patches", Duration::from_secs(120), || {
+        (total.load(Ordering::SeqCst) >= KILL_AFTER_ACCEPTED).then_some(())
+    });
+    server.kill();
+    let mut outcomes: Vec<Outcome> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let accepted: usize = outcomes.iter().map(|o| o.accepted.len()).sum();
+
+    let server = Server::start(dir);
+    let client = server.client();
+    let durable_in_flight = check(&client, &schema, &mut outcomes);
+    assert_eq!(server.replayed(), CLIENTS + accepted + durable_in_flight);
+
+    // The restart compacted: the snapshot holds every profile's stored form.
+    let stored = common::snapshot_profiles(dir);
+    let mut stamps = Vec::new();
+    for (c, outcome) in outcomes.iter().enumerate() {
+        let profile = &stored[&outcome.profile];
+        let mut last_write = BTreeMap::new();
+        for i in 0..outcome.accepted.len() {
+            for name in written_by(i) {
+                last_write.insert(name, event_time(c, i));
+            }
+        }
+        for (name, at) in &last_write {
+            let (group, trait_name) = name.split_once('.').unwrap();
+            let entry = &profile["traits"][group][trait_name];
+            assert_eq!(
+                entry["time"],
+                serde_json::json!(at),
+                "{name} of {}: {entry}",
+                outcome.profile
+            );
+        }
+        for group in profile["traits"].as_object().unwrap().values() {
+            for entry in group.as_object().unwrap().values() {
+                let time = entry["time"].as_str().unwrap().to_owned();
+                stamps.push((time, entry["tiebreak"].as_u64().unwrap()));
+            }
+        }
+        let listing = client
+            .get(&format!(
+                "{}?traitGroups=Contact",
+                common::traits_path(&outcome.profile)
+            ))
+            .unwrap()
+            .json();
+        let last_name = listing["traits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "lastName")
+            .unwrap()
+            .clone();
+        let stamp: Stamp = last_write["Contact.lastName"].parse().unwrap();
+        assert_eq!(
+            last_name["timestamp"],
+            serde_json::json!(stamp.to_seconds_string())
+        );
+    }
+    // Entries of one write share its stamp; different writes never share a tiebreaker.
+    stamps.sort();
+    stamps.dedup();
+    let mut tiebreaks: Vec<u64> = stamps.iter().map(|(_, t)| *t).collect();
+    tiebreaks.sort_unstable();
+    tiebreaks.dedup();
+    assert_eq!(tiebreaks.len(), stamps.len(), "{stamps:?}");
+    assert!(tiebreaks.iter().all(|&t| t > 0));
 }

@@ -32,6 +32,14 @@ function memoryClient(authToken = AUTH_TOKEN) {
   return client;
 }
 
+let emails = 0;
+/** An email no other call gives: a create needs an identifier, and one already held resolves
+ * to the profile holding it. */
+function uniqueEmail() {
+  emails += 1;
+  return `client${emails}-${process.pid}@example.com`;
+}
+
 /** Calls `f` until it resolves to a truthy value, for at most `ms`. */
 async function eventually(what, f, ms = 15000) {
   const deadline = Date.now() + ms;
@@ -132,7 +140,7 @@ test("create, patch (202 and its message), fetch after the worker applied it, re
 
 test("an unknown group is rejected with 400 and code 520047", async () => {
   const client = memoryClient();
-  const { id } = await client.memory.v1.profiles(STORE).create({ traits: { Contact: { lastName: "Mock" } } });
+  const { id } = await client.memory.v1.profiles(STORE).create({ traits: { Contact: { email: uniqueEmail(), lastName: "Mock" } } });
   const error = await restError(
     client.memory.v1.profiles(STORE, id).patch({ traits: { Loyalty: { tier: "gold" } } }),
   );
@@ -144,7 +152,7 @@ test("an unknown group is rejected with 400 and code 520047", async () => {
 
 test("an unknown trait is rejected with 400 and code 520063, nothing applied", async () => {
   const client = memoryClient();
-  const { id } = await client.memory.v1.profiles(STORE).create({ traits: { Contact: { lastName: "Mock" } } });
+  const { id } = await client.memory.v1.profiles(STORE).create({ traits: { Contact: { email: uniqueEmail(), lastName: "Mock" } } });
   const profile = client.memory.v1.profiles(STORE, id);
   const error = await restError(profile.patch({ traits: { Contact: { lastName: "Other", fax: "+1555" } } }));
   assert.equal(error.status, 400);
@@ -162,7 +170,9 @@ test("an unknown trait is rejected with 400 and code 520063, nothing applied", a
     const p = await profile.fetch();
     return p.traits.Contact.city ? p : null;
   });
-  assert.deepEqual(fetched.traits, { Contact: { lastName: "Mock", city: "Paris" } });
+  assert.deepEqual(Object.keys(fetched.traits.Contact), ["email", "lastName", "city"]);
+  assert.equal(fetched.traits.Contact.city, "Paris");
+  assert.equal(fetched.traits.Contact.lastName, "Mock");
 });
 
 test("a wrong password is rejected with 401 and code 20003", async () => {
@@ -175,8 +185,13 @@ test("a wrong password is rejected with 401 and code 20003", async () => {
 
 test("an unknown profile is 404 with code 20404, for fetch, patch and remove", async () => {
   const profile = memoryClient().memory.v1.profiles(STORE, "mem_profile_00000000000000000000000000");
-  for (const call of [profile.fetch(), profile.patch({ traits: { Contact: { city: "Paris" } } }), profile.remove()]) {
-    const error = await restError(call);
+  // One call at a time: a rejection not yet awaited would be reported as unhandled.
+  for (const call of [
+    () => profile.fetch(),
+    () => profile.patch({ traits: { Contact: { city: "Paris" } } }),
+    () => profile.remove(),
+  ]) {
+    const error = await restError(call());
     assert.equal(error.status, 404);
     assert.equal(error.code, 20404);
   }
@@ -195,7 +210,7 @@ test("an id that is not a TTID is 400", async () => {
 
 test("a body over the size limit is 400", async () => {
   const client = memoryClient();
-  const { id } = await client.memory.v1.profiles(STORE).create({ traits: { Contact: { lastName: "Mock" } } });
+  const { id } = await client.memory.v1.profiles(STORE).create({ traits: { Contact: { email: uniqueEmail(), lastName: "Mock" } } });
   const error = await restError(
     client.memory.v1.profiles(STORE, id).patch({ traits: { Contact: { lastName: "x".repeat(70000) } } }),
   );
@@ -212,6 +227,103 @@ test("the trait groups list, through the library's paging", async () => {
   assert.equal(groups[0].traits.email.dataType, "STRING");
 });
 
+test("list traits through the library's token paging, with event times", async () => {
+  const client = memoryClient();
+  const email = uniqueEmail();
+  const { id } = await client.memory.v1.profiles(STORE).create({ traits: { Contact: { email } } });
+  const profile = client.memory.v1.profiles(STORE, id);
+  // `Event-Time` is a plain header: the library's patch takes extra headers.
+  await profile.patch({ traits: { Activity: { visitCount: 2 } } }, { "Event-Time": "2030-01-01T00:00:02Z" });
+  await profile.patch({ traits: { Activity: { visitCount: 1, vip: true } } }, { "Event-Time": "2030-01-01T00:00:01Z" });
+  await eventually("both patches applied", async () => {
+    const p = await profile.fetch();
+    return p.traits.Activity && p.traits.Activity.vip ? p : null;
+  });
+  const traits = client.memory.v1.traits(STORE, id);
+  // `list` follows `meta.nextToken` page by page (pageSize 1: three pages).
+  const listed = await traits.list({ pageSize: 1, orderBy: "ASC" });
+  assert.deepEqual(
+    listed.map((t) => [t.traitGroup, t.name, t.value]),
+    [
+      ["Contact", "email", email],
+      ["Activity", "vip", true],
+      ["Activity", "visitCount", 2],
+    ],
+  );
+  // The older write's visitCount was stale; its time is not the trait's.
+  assert.ok(listed[2].timestamp instanceof Date, String(listed[2].timestamp));
+  assert.equal(listed[2].timestamp.toISOString(), "2030-01-01T00:00:02.000Z");
+  assert.equal(listed[1].timestamp.toISOString(), "2030-01-01T00:00:01.000Z");
+  const page = await traits.page({ pageSize: 2, traitGroups: "Activity" });
+  assert.equal(page.instances.length, 2);
+  assert.ok(page.nextPageUrl === undefined || page.nextPageUrl === null, String(page.nextPageUrl));
+  const error = await restError(traits.list({ pageSize: 0 }));
+  assert.equal(error.status, 400);
+  assert.equal(error.code, 520046);
+  assert.equal(error.message, "`pageSize` 0 is not within 1 to 1000");
+});
+
+test("lookup, bulk, and a profile followed through a join (what the library does with 301/308)", async () => {
+  const client = memoryClient();
+  const email = uniqueEmail();
+  const phone = `+1317555${String(process.pid % 10000).padStart(4, "0")}`;
+  const older = (await client.memory.v1.profiles(STORE).create({ traits: { Contact: { email, firstName: "Old" } } })).id;
+  const newer = (await client.memory.v1.profiles(STORE).create({ traits: { Contact: { phone } } })).id;
+  assert.notEqual(older, newer);
+  // One bulk item holds both identifiers: the two profiles are joined into the older.
+  const bulk = await client.memory.v1.bulk(STORE).update({
+    profiles: [{ traits: { Contact: { email: email.toUpperCase(), phone: phone.replace("+1", "1-"), city: "Oslo" } } }],
+  });
+  assert.equal(bulk.message, "Profile batch accepted for processing.");
+
+  const lookup = await client.memory.v1.lookup(STORE).create({ idType: "phone", value: phone.slice(2) });
+  assert.equal(lookup.normalizedValue, phone);
+  assert.deepEqual(lookup.profiles, [older]);
+
+  const canonical = await eventually("the join applied", async () => {
+    const p = await client.memory.v1.profiles(STORE, older).fetch();
+    return p.traits.Contact.city === "Oslo" ? p : null;
+  });
+  assert.equal(canonical.traits.Contact.firstName, "Old");
+
+  // The library does not follow redirects (its request client sets `maxRedirects: 0` unless
+  // `allowRedirects`). A fetch treats 3xx as success: it resolves with the redirect body
+  // read as a profile (no id); the status and headers are in `fetchWithHttpInfo`.
+  const moved = client.memory.v1.profiles(STORE, newer);
+  const fetched = await moved.fetchWithHttpInfo();
+  assert.equal(fetched.statusCode, 301);
+  const location = `${baseUrl}/v1/Stores/${STORE}/Profiles/${older}`;
+  assert.equal(fetched.headers.location, location);
+  assert.equal(fetched.headers["canonical-profile-id"], older);
+  const plain = await moved.fetch();
+  assert.equal(plain.id, undefined);
+  // A write (PATCH, DELETE) is 308, not re-sent by the library either. Its patch takes
+  // 3xx as an error: a RestException with status 308 and the redirect's message (the body has
+  // no code). Its remove takes 3xx as success: it resolves, and removeWithHttpInfo shows the
+  // 308 and the headers. Neither is applied to the canonical profile.
+  const patchError = await restError(moved.patch({ traits: { Contact: { city: "Rome" } } }));
+  assert.equal(patchError.status, 308);
+  assert.equal(patchError.message, "This resource has moved.");
+  const removed = await moved.removeWithHttpInfo();
+  assert.equal(removed.statusCode, 308);
+  assert.equal(removed.headers.location, location);
+  assert.equal(removed.headers["canonical-profile-id"], older);
+  // The listing of the joined-away id redirects as well (301), to the canonical listing.
+  const listing = await fetch(`${baseUrl}/v1/Stores/${STORE}/Profiles/${newer}/Traits`, {
+    headers: { authorization: "Basic " + Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString("base64") },
+    redirect: "manual",
+  });
+  assert.equal(listing.status, 301);
+  assert.equal(listing.headers.get("location"), `${location}/Traits`);
+  assert.deepEqual(await listing.json(), { message: "This resource has moved.", uri: `${location}/Traits` });
+  // Following it by hand: the canonical id's answer names itself.
+  const followed = await client.memory.v1.profiles(STORE, fetched.headers["canonical-profile-id"]).fetchWithHttpInfo();
+  assert.equal(followed.statusCode, 200);
+  assert.equal(followed.headers["canonical-profile-id"], older);
+  assert.equal(followed.body.id, older);
+  assert.equal(followed.body.traits.Contact.city, "Oslo");
+});
+
 // Plain HTTP: the library cannot send a request without credentials or with another
 // content type.
 test("plain HTTP: no credentials is 401, a non-JSON content type is 400", async () => {
@@ -226,7 +338,7 @@ test("plain HTTP: no credentials is 401, a non-JSON content type is 400", async 
   });
 
   const authorization = "Basic " + Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString("base64");
-  const { id } = await memoryClient().memory.v1.profiles(STORE).create({ traits: { Contact: { lastName: "Mock" } } });
+  const { id } = await memoryClient().memory.v1.profiles(STORE).create({ traits: { Contact: { email: uniqueEmail(), lastName: "Mock" } } });
   const form = await fetch(`${baseUrl}/v1/Stores/${STORE}/Profiles/${id}`, {
     method: "PATCH",
     headers: { authorization, "content-type": "application/x-www-form-urlencoded" },

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use profile_traits::{PatchError, ViolationKind};
+use profile_traits::{PatchError, Violation, ViolationKind};
 use serde_json::json;
 
 use crate::store::StoreError;
@@ -22,8 +22,6 @@ pub(crate) enum ErrorCode {
     NotFound,
     /// 405 20004: a method the route does not have.
     MethodNotAllowed,
-    /// 409 20409: a fresh profile id was taken.
-    Conflict,
     /// 429 20429: over the credential's request rate.
     TooManyRequests,
     /// 500 20500: an internal fault (a panicking handler).
@@ -49,7 +47,6 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 20404,
             ErrorCode::MethodNotAllowed => 20004,
-            ErrorCode::Conflict => 20409,
             ErrorCode::TooManyRequests => 20429,
             ErrorCode::Internal => 20500,
             ErrorCode::Unavailable => 20503,
@@ -67,7 +64,6 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -141,35 +137,74 @@ impl ApiError {
     pub(crate) fn from_store(error: StoreError, id: &impl std::fmt::Display) -> Self {
         match error {
             StoreError::NotFound => ApiError::profile_not_found(id),
-            StoreError::Conflict => {
-                ApiError::new(ErrorCode::Conflict, "profile id collision, retry")
-            }
+            StoreError::Moved(to) => ApiError::new(
+                ErrorCode::NotFound,
+                format!("profile `{id}` was joined into `{to}`"),
+            ),
             StoreError::Unavailable(why) => ApiError::unavailable(why, RETRY_STORAGE_SECS),
         }
     }
 
-    /// The 400 for a patch the crate rejects: 520047 if a group is unknown, else 520063 if a
-    /// trait is unknown, else 520046; the message lists the violations with their pointers.
-    pub(crate) fn rejected(error: &PatchError) -> Self {
-        let kinds = || error.violations().iter().map(|v| v.kind());
-        let code = if kinds().any(|k| k == ViolationKind::UnknownGroup) {
+    /// The code of a rejection with these violations: 520047 if a group is unknown, else
+    /// 520063 if a trait is unknown, else 520046.
+    fn code_of<'a>(violations: impl Iterator<Item = &'a Violation> + Clone) -> ErrorCode {
+        let has = |kind| violations.clone().any(|v| v.kind() == kind);
+        if has(ViolationKind::UnknownGroup) {
             ErrorCode::UnknownTraitGroup
-        } else if kinds().any(|k| k == ViolationKind::UnknownTrait) {
+        } else if has(ViolationKind::UnknownTrait) {
             ErrorCode::UnknownTrait
         } else {
             ErrorCode::InvalidRequest
-        };
-        let messages: Vec<&str> = error.violations().iter().map(|v| v.message()).collect();
-        let more = if error.is_truncated() { " or more" } else { "" };
-        let count = messages.len();
-        let noun = if count == 1 {
-            "violation"
+        }
+    }
+
+    /// The 400 for a patch the crate rejects: the code of its violations, and the crate's
+    /// own one-line message (the count and the first violations with their pointers).
+    pub(crate) fn rejected(error: &PatchError) -> Self {
+        ApiError::new(Self::code_of(error.violations().iter()), error.to_string())
+    }
+
+    /// The 400 for a bulk upsert of `count` profiles with invalid items: each failing item
+    /// named by the pointer of each violation inside the request body
+    /// (`/profiles/3/traits/Contact/email`) with the crate's reason, or by `/profiles/3` and
+    /// why it cannot be a create.
+    pub(crate) fn bulk_rejected(
+        count: usize,
+        failures: &[(usize, Result<PatchError, String>)],
+    ) -> Self {
+        let code = Self::code_of(
+            failures
+                .iter()
+                .filter_map(|(_, f)| f.as_ref().ok())
+                .flat_map(|e| e.violations()),
+        );
+        let mut parts = Vec::new();
+        for (index, failure) in failures {
+            match failure {
+                Ok(error) => {
+                    for violation in error.violations() {
+                        parts.push(format!(
+                            "`/profiles/{index}{}`: {}",
+                            violation.pointer(),
+                            violation.reason()
+                        ));
+                    }
+                    if error.is_truncated() {
+                        parts.push(format!("`/profiles/{index}`: more violations"));
+                    }
+                }
+                Err(why) => parts.push(format!("`/profiles/{index}`: {why}")),
+            }
+        }
+        let noun = if failures.len() == 1 {
+            "profile"
         } else {
-            "violations"
+            "profiles"
         };
         let message = format!(
-            "patch rejected, {count}{more} {noun}: {}",
-            messages.join("; ")
+            "bulk upsert rejected, nothing accepted: {} of {count} {noun} invalid: {}",
+            failures.len(),
+            parts.join("; ")
         );
         ApiError::new(code, message)
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use profile_traits::{StoreId, StoreSchema};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -54,8 +54,20 @@ pub(crate) fn router(app: App) -> Router {
                 .delete(routes::delete_profile),
         )
         .route(
+            "/v1/Stores/{store_id}/Profiles/{profile_id}/Traits",
+            get(routes::list_profile_traits),
+        )
+        .route(
             "/v1/Stores/{store_id}/Profiles",
             post(routes::create_profile),
+        )
+        .route(
+            "/v1/Stores/{store_id}/Profiles/Lookup",
+            post(routes::lookup_profiles),
+        )
+        .route(
+            "/v1/Stores/{store_id}/Profiles/Bulk",
+            put(routes::bulk_upsert),
         )
         .route(
             "/v1/ControlPlane/Stores/{store_id}/TraitGroups",

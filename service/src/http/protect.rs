@@ -6,7 +6,7 @@
 
 use std::any::Any;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
@@ -55,7 +55,6 @@ impl Protect {
             writes: WriteGate {
                 max: max_queued_writes,
                 queued: AtomicUsize::new(0),
-                last_seq: AtomicU64::new(0),
             },
             lifecycle: Lifecycle::default(),
             faults: test_faults.then(Faults::default),
@@ -121,19 +120,11 @@ impl RateLimiter {
 pub(crate) struct WriteGate {
     max: usize,
     queued: AtomicUsize,
-    last_seq: AtomicU64,
 }
 
 /// A place in the write queue, held until the write is durable (or refused).
 pub(crate) struct WriteSlot<'a> {
     gate: &'a WriteGate,
-}
-
-impl WriteSlot<'_> {
-    /// The write is durable with sequence number `seq`.
-    pub(crate) fn durable(self, seq: u64) {
-        self.gate.last_seq.fetch_max(seq, Ordering::SeqCst);
-    }
 }
 
 impl Drop for WriteSlot<'_> {
@@ -212,7 +203,10 @@ impl Lifecycle {
 /// Waits until the worker has applied every write made durable, for at most `limit`;
 /// whether it did. Storage that cannot tell its applied position counts as drained.
 pub(crate) async fn worker_drained(app: &App, limit: Duration) -> bool {
-    let target = app.protect.writes.last_seq.load(Ordering::SeqCst);
+    // Called once no request is being answered: every accepted write is durable.
+    let Some(target) = app.storage.accepted_seq() else {
+        return true;
+    };
     let deadline = Instant::now() + limit;
     loop {
         match app.storage.applied_seq() {

@@ -1,129 +1,330 @@
 //! The handlers: each checks its request (with the crate, synchronously), hands an accepted
-//! operation to the storage, and answers 202 once it is durable; `GET`s read the applied
-//! state.
+//! write to the storage (which resolves identities, stamps it and makes it durable), and
+//! answers 202 once it is durable; `GET`s read the applied state. A profile id joined into
+//! another redirects (301 for reads, 308 for writes).
 
 use std::collections::{HashMap, HashSet};
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use profile_traits::{GroupDefinition, Patch, Profile, ProfileId};
+use profile_traits::{
+    GroupDefinition, Patch, PatchError, Profile, ProfileId, SortOrder, Stamp, TraitQuery,
+    list_traits,
+};
 use serde_json::json;
 
 use super::App;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::{ProfilePath, StorePath, json_body};
-use crate::store::{Op, OpKind};
+use crate::identity::{self, Located};
+use crate::store::{StoreError, Write};
+
+/// The header naming a profile's canonical id.
+const CANONICAL_PROFILE_ID: &str = "canonical-profile-id";
+
+/// The optional request header carrying a write's event time.
+const EVENT_TIME: &str = "event-time";
+
+/// The most profiles one bulk upsert holds.
+const MAX_BULK_PROFILES: usize = 1000;
 
 /// Parses and validates a patch-shaped body with the crate.
-fn validated_patch(app: &App, body: &[u8]) -> Result<Patch, ApiError> {
-    let patch = Patch::from_slice(body).map_err(|e| ApiError::rejected(&e))?;
-    app.schema
-        .validate(&patch)
-        .map_err(|e| ApiError::rejected(&e))?;
+fn validated_patch(app: &App, body: &[u8]) -> Result<Patch, PatchError> {
+    let patch = Patch::from_slice(body)?;
+    app.schema.validate(&patch)?;
     Ok(patch)
 }
 
-/// A fresh profile id: a UUIDv7, so ids sort in creation order (its first 48 bits are the
-/// time in milliseconds, and the `uuid` crate keeps ids drawn in one millisecond increasing).
-fn fresh_profile_id() -> ProfileId {
-    ProfileId::from_bits(uuid::Uuid::now_v7().as_u128())
+/// The `Event-Time` header as a stamp (its tiebreaker is given at acceptance): 400 (520046)
+/// if it is not an RFC 3339 date-time.
+fn event_time(headers: &HeaderMap) -> Result<Option<Stamp>, ApiError> {
+    let Some(value) = headers.get(EVENT_TIME) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::invalid("header `Event-Time` is not ASCII text"))?;
+    text.parse::<Stamp>()
+        .map(Some)
+        .map_err(|e| ApiError::invalid(format!("header `Event-Time`: {e}")))
 }
 
-/// The current UTC time as the API's `date-time`, to the second: `2025-01-01T12:00:00Z`.
-fn now_rfc3339() -> String {
-    format!("{:.0}", jiff::Timestamp::now())
+/// The message of a create that carries no identifier trait.
+fn no_identifier(app: &App) -> String {
+    let identifiers: Vec<String> = app
+        .schema
+        .groups()
+        .flat_map(|group| {
+            group.traits().filter_map(move |(name, definition)| {
+                definition
+                    .id_type_promotion()
+                    .map(|_| format!("`{}.{name}`", group.name()))
+            })
+        })
+        .collect();
+    format!(
+        "a profile must carry at least one identifier trait (a trait with `idTypePromotion`: {})",
+        identifiers.join(", ")
+    )
 }
 
-/// Hands `op` to the storage and waits until it is durable (503 if the write queue is full).
-async fn accept(app: &App, op: Op, body: Vec<u8>) -> Result<(), ApiError> {
-    let id = op.profile.clone();
-    let slot = app.write_slot().await?;
-    let seq = app
-        .storage
-        .accept(op, body)
-        .await
-        .map_err(|e| ApiError::from_store(e, &id))?;
-    slot.durable(seq);
-    Ok(())
+/// A redirect of a joined-away profile to its canonical id: 301 for reads, 308 for writes,
+/// `{"message", "uri"}`, with `Location` and `Canonical-Profile-Id`.
+pub(super) struct Moved {
+    status: StatusCode,
+    uri: String,
+    to: ProfileId,
 }
 
-/// Answers 404 unless profile `id` exists once every accepted operation is applied.
-async fn existing(app: &App, id: &ProfileId) -> Result<(), ApiError> {
-    let exists = app
-        .storage
-        .exists(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, id))?;
-    if exists {
-        Ok(())
-    } else {
-        Err(ApiError::profile_not_found(id))
+/// The redirect to canonical profile `to`; `suffix` is what follows the profile id in the
+/// path (`/Traits`, and the query). The URI is absolute when the request named its `Host`.
+fn moved(
+    app: &App,
+    headers: &HeaderMap,
+    status: StatusCode,
+    to: &ProfileId,
+    suffix: &str,
+) -> Moved {
+    let path = format!("/v1/Stores/{}/Profiles/{to}{suffix}", app.store_id);
+    let uri = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => format!("http://{host}{path}"),
+        None => path,
+    };
+    Moved {
+        status,
+        uri,
+        to: to.clone(),
+    }
+}
+
+impl IntoResponse for Moved {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            axum::Json(json!({"message": "This resource has moved.", "uri": self.uri})),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if let Ok(location) = HeaderValue::from_str(&self.uri) {
+            headers.insert(header::LOCATION, location);
+        }
+        headers.insert(CANONICAL_PROFILE_ID, canonical(&self.to));
+        response
+    }
+}
+
+/// Why a request on a profile is not answered 2xx: an error, or a redirect.
+pub(super) enum Refusal {
+    Error(ApiError),
+    Moved(Moved),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal::Error(error)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Error(error) => error.into_response(),
+            Refusal::Moved(moved) => moved.into_response(),
+        }
+    }
+}
+
+fn canonical(id: &ProfileId) -> HeaderValue {
+    HeaderValue::from_str(id.as_str()).expect("a profile id is a header value")
+}
+
+/// A 200 answer for profile `id`, with `Canonical-Profile-Id`.
+fn ok_for(id: &ProfileId, body: impl serde::Serialize) -> Response {
+    let mut response = axum::Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(CANONICAL_PROFILE_ID, canonical(id));
+    response
+}
+
+/// Where a write to `id` stands before its body is read: 308 if it moved, 404 if missing.
+fn writable(app: &App, headers: &HeaderMap, id: &ProfileId) -> Result<(), Refusal> {
+    match app.storage.locate(id) {
+        Located::Live => Ok(()),
+        Located::Moved(to) => Err(Refusal::Moved(moved(
+            app,
+            headers,
+            StatusCode::PERMANENT_REDIRECT,
+            &to,
+            "",
+        ))),
+        Located::Missing => Err(ApiError::profile_not_found(id).into()),
+    }
+}
+
+/// The answer to a storage refusal of a write to `id`.
+fn refused(app: &App, headers: &HeaderMap, error: StoreError, id: &ProfileId) -> Refusal {
+    match error {
+        StoreError::Moved(to) => {
+            Refusal::Moved(moved(app, headers, StatusCode::PERMANENT_REDIRECT, &to, ""))
+        }
+        other => ApiError::from_store(other, id).into(),
     }
 }
 
 /// `PATCH /v1/Stores/{storeId}/Profiles/{profileId}`: validate, make durable, answer 202;
-/// the worker merges it later.
+/// the worker applies it later. Setting an identifier another profile holds joins them.
 pub(super) async fn patch_profile(
     State(app): State<App>,
     ProfilePath(id): ProfilePath,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    existing(&app, &id).await?;
-    let body = json_body(&app, &headers, body).await?;
-    let patch = validated_patch(&app, &body)?;
-    let op = Op {
-        seq: 0,
-        profile: id,
-        kind: OpKind::Patch(patch),
+) -> Result<Response, Refusal> {
+    writable(&app, &headers, &id)?;
+    let stamp = event_time(&headers).map_err(Refusal::from)?;
+    let body = json_body(&app, &headers, body)
+        .await
+        .map_err(Refusal::from)?;
+    let patch = validated_patch(&app, &body).map_err(|e| ApiError::rejected(&e))?;
+    let write = Write::Patch {
+        id: id.clone(),
+        patch,
+        body: body.to_vec(),
     };
-    accept(&app, op, body.to_vec()).await?;
+    let _slot = app.write_slot().await?;
+    app.storage
+        .accept(write, stamp)
+        .await
+        .map_err(|e| refused(&app, &headers, e, &id))?;
     Ok(accepted(
         json!({"message": "Trait modifications accepted for processing."}),
     ))
 }
 
-/// `POST /v1/Stores/{storeId}/Profiles`: create a profile with a fresh id from `{"traits"}`.
+/// `POST /v1/Stores/{storeId}/Profiles`: resolve `{"traits"}` by its identifiers to an
+/// existing profile (joining several) or a new one, whose id answers.
 pub(super) async fn create_profile(
     State(app): State<App>,
     _: StorePath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let stamp = event_time(&headers)?;
     let body = json_body(&app, &headers, body).await?;
-    let traits = validated_patch(&app, &body)?;
-    let id = fresh_profile_id();
-    let op = Op {
-        seq: 0,
-        profile: id.clone(),
-        kind: OpKind::Create {
-            created_at: now_rfc3339(),
-            traits,
-        },
-    };
-    accept(&app, op, body.to_vec()).await?;
+    let traits = validated_patch(&app, &body).map_err(|e| ApiError::rejected(&e))?;
+    if !identity::sets_identifier(&app.schema, &traits) {
+        return Err(ApiError::invalid(no_identifier(&app)));
+    }
+    let _slot = app.write_slot().await?;
+    let ids = app
+        .storage
+        .accept(Write::Create(vec![(traits, body.to_vec())]), stamp)
+        .await
+        .map_err(|e| ApiError::from_store(e, &"new"))?;
     Ok(accepted(json!({
-        "id": id,
+        "id": ids[0],
         "message": "Profile resolved and accepted for processing.",
     })))
+}
+
+/// The body of `PUT .../Profiles/Bulk`: each profile kept as its text, so that each is
+/// parsed (duplicate keys included) and validated by the crate on its own.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    profiles: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// `PUT /v1/Stores/{storeId}/Profiles/Bulk`: 1-1000 profiles, each resolved as a create.
+/// All or nothing: if any item is invalid, 400 naming every failing item by its pointer
+/// (`/profiles/3/traits/...`), and nothing is accepted; else all are made durable as one
+/// unit.
+pub(super) async fn bulk_upsert(
+    State(app): State<App>,
+    _: StorePath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let stamp = event_time(&headers)?;
+    let body = json_body(&app, &headers, body).await?;
+    let bulk: BulkBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(format!(
+            "the body must be `{{\"profiles\": [{{\"traits\": ...}}, ...]}}`: {e}"
+        ))
+    })?;
+    let count = bulk.profiles.len();
+    if !(1..=MAX_BULK_PROFILES).contains(&count) {
+        return Err(ApiError::invalid(format!(
+            "`/profiles` holds {count} profiles, not 1 to {MAX_BULK_PROFILES}"
+        )));
+    }
+    let mut items = Vec::with_capacity(count);
+    let mut failures: Vec<(usize, Result<PatchError, String>)> = Vec::new();
+    for (index, raw) in bulk.profiles.iter().enumerate() {
+        let text = raw.get().as_bytes();
+        match validated_patch(&app, text) {
+            Ok(patch) if identity::sets_identifier(&app.schema, &patch) => {
+                items.push((patch, text.to_vec()));
+            }
+            Ok(_) => failures.push((index, Err(no_identifier(&app)))),
+            Err(error) => failures.push((index, Ok(error))),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ApiError::bulk_rejected(count, &failures));
+    }
+    let _slot = app.write_slot().await?;
+    app.storage
+        .accept(Write::Create(items), stamp)
+        .await
+        .map_err(|e| ApiError::from_store(e, &"new"))?;
+    Ok(accepted(
+        json!({"message": "Profile batch accepted for processing."}),
+    ))
 }
 
 /// `DELETE /v1/Stores/{storeId}/Profiles/{profileId}`.
 pub(super) async fn delete_profile(
     State(app): State<App>,
     ProfilePath(id): ProfilePath,
-) -> Result<Response, ApiError> {
-    let op = Op {
-        seq: 0,
-        profile: id,
-        kind: OpKind::Delete,
-    };
-    accept(&app, op, Vec::new()).await?;
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    writable(&app, &headers, &id)?;
+    let _slot = app.write_slot().await?;
+    app.storage
+        .accept(Write::Delete(id.clone()), None)
+        .await
+        .map_err(|e| refused(&app, &headers, e, &id))?;
     Ok(accepted(
         json!({"message": "Profile accepted for deletion."}),
     ))
+}
+
+/// The query string of a request, with its `?`, or nothing.
+fn query_suffix(query: &HashMap<String, String>) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
+    let mut pairs: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    pairs.sort();
+    format!("?{}", pairs.join("&"))
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `GET /v1/Stores/{storeId}/Profiles/{profileId}`: the profile as applied so far;
@@ -131,8 +332,15 @@ pub(super) async fn delete_profile(
 pub(super) async fn fetch_profile(
     State(app): State<App>,
     ProfilePath(id): ProfilePath,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    if let Located::Moved(to) = app.storage.locate(&id) {
+        let suffix = query_suffix(&query);
+        return Ok(
+            moved(&app, &headers, StatusCode::MOVED_PERMANENTLY, &to, &suffix).into_response(),
+        );
+    }
     let wanted: Option<HashSet<&str>> = query
         .get("traitGroups")
         .map(|list| list.split(',').map(str::trim).collect());
@@ -148,11 +356,114 @@ pub(super) async fn fetch_profile(
         .profile(&id)
         .await
         .map_err(|e| ApiError::from_store(e, &id))?
-        .ok_or_else(|| ApiError::profile_not_found(&id))?;
+        .ok_or_else(|| ApiError::profile_not_found(&id))?
+        .view();
     Ok(match wanted {
-        Some(wanted) => axum::Json(only_groups(&profile, &wanted)).into_response(),
-        None => axum::Json(&*profile).into_response(),
+        Some(wanted) => ok_for(&id, only_groups(&profile, &wanted)),
+        None => ok_for(&id, &profile),
     })
+}
+
+/// `GET /v1/Stores/{storeId}/Profiles/{profileId}/Traits`: one page of the profile's live
+/// traits, through the crate's listing (order, page size, keyset page tokens).
+pub(super) async fn list_profile_traits(
+    State(app): State<App>,
+    ProfilePath(id): ProfilePath,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    if let Located::Moved(to) = app.storage.locate(&id) {
+        let suffix = format!("/Traits{}", query_suffix(&query));
+        return Ok(
+            moved(&app, &headers, StatusCode::MOVED_PERMANENTLY, &to, &suffix).into_response(),
+        );
+    }
+    let listing = |e: profile_traits::ListingError| ApiError::invalid(e.to_string());
+    let mut wanted = TraitQuery::new();
+    if let Some(list) = query.get("traitGroups") {
+        if list.is_empty() || list.len() > 256 {
+            return Err(ApiError::invalid(
+                "`traitGroups` must be 1-256 characters: a comma-separated list of trait group names",
+            ));
+        }
+        let groups: Vec<&str> = list.split(',').map(str::trim).collect();
+        if let Some(unknown) = groups.iter().find(|g| app.schema.group(g).is_none()) {
+            return Err(ApiError::new(
+                ErrorCode::UnknownTraitGroup,
+                format!(
+                    "`traitGroups`: trait group `{}` is not declared in the schema",
+                    unknown.escape_debug()
+                ),
+            ));
+        }
+        wanted = wanted.with_groups(groups);
+    }
+    if let Some(order) = query.get("orderBy") {
+        wanted = wanted.with_order(order.parse::<SortOrder>().map_err(listing)?);
+    }
+    if let Some(size) = query.get("pageSize") {
+        let size: usize = size.parse().map_err(|_| {
+            ApiError::invalid(format!(
+                "`pageSize` `{}` is not within 1 to 1000",
+                size.escape_debug()
+            ))
+        })?;
+        wanted = wanted.with_page_size(size).map_err(listing)?;
+    }
+    if let Some(token) = query.get("pageToken") {
+        wanted = wanted.with_page_token(token.as_str());
+    }
+    let profile = app
+        .storage
+        .profile(&id)
+        .await
+        .map_err(|e| ApiError::from_store(e, &id))?
+        .ok_or_else(|| ApiError::profile_not_found(&id))?;
+    let page = list_traits(&profile, &wanted).map_err(listing)?;
+    Ok(ok_for(&id, &page))
+}
+
+/// The body of `POST .../Profiles/Lookup`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LookupBody {
+    id_type: String,
+    value: String,
+}
+
+/// `POST /v1/Stores/{storeId}/Profiles/Lookup`: the canonical profiles holding an
+/// identifier, after normalizing it as its type says.
+pub(super) async fn lookup_profiles(
+    State(app): State<App>,
+    _: StorePath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = json_body(&app, &headers, body).await?;
+    let LookupBody { id_type, value } = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(format!(
+            "the body must be `{{\"idType\": ..., \"value\": ...}}`: {e}"
+        ))
+    })?;
+    if !(2..=30).contains(&id_type.chars().count()) || value.chars().count() > 255 {
+        return Err(ApiError::invalid(
+            "`idType` must be 2-30 characters and `value` at most 255",
+        ));
+    }
+    if !identity::is_id_type(&app.schema, &id_type) {
+        return Err(ApiError::invalid(format!(
+            "`idType` `{}` is not the `idTypePromotion` of any trait of this store",
+            id_type.escape_debug()
+        )));
+    }
+    let normalized = identity::normalize(&id_type, &value).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "`value` `{}` is not a valid `{id_type}` identifier",
+            value.escape_debug()
+        ))
+    })?;
+    let profiles = app.storage.lookup(&(id_type, normalized.clone()));
+    Ok(axum::Json(json!({"normalizedValue": normalized, "profiles": profiles})).into_response())
 }
 
 /// `profile` with only the trait groups named in `wanted`, in their order.
@@ -242,24 +553,4 @@ impl serde::Serialize for GroupOut<'_> {
 /// A 202 answer with a JSON body.
 fn accepted(body: serde_json::Value) -> Response {
     (StatusCode::ACCEPTED, axum::Json(body)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fresh_ids_sort_in_creation_order() {
-        let ids: Vec<ProfileId> = (0..10_000).map(|_| fresh_profile_id()).collect();
-        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
-        // A UUIDv7 in the TTID form: `[0-7][0-9a-z]{25}` after the prefix.
-        assert!(ids[0].as_str().parse::<ProfileId>().is_ok());
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_to_the_second() {
-        let now = now_rfc3339();
-        assert_eq!(now.len(), "2025-01-01T12:00:00Z".len(), "{now}");
-        assert!(now.parse::<jiff::Timestamp>().is_ok(), "{now}");
-    }
 }

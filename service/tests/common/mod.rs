@@ -134,14 +134,23 @@ impl Drop for Server {
     }
 }
 
-/// A response: status and body.
+/// A response: status, headers and body.
 #[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: String,
 }
 
 impl Response {
+    /// The value of header `name` (case-insensitive), if present.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     #[track_caller]
     pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
@@ -162,6 +171,7 @@ impl Client {
     pub(crate) fn new(port: u16, authorization: Option<String>) -> Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .new_agent();
@@ -194,6 +204,33 @@ impl Client {
         )
     }
 
+    pub(crate) fn put(&self, path: &str, body: &str) -> Result<Response, ureq::Error> {
+        self.request(
+            "PUT",
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body.as_bytes()),
+        )
+    }
+
+    /// `PATCH` with an `Event-Time` header.
+    pub(crate) fn patch_at(
+        &self,
+        path: &str,
+        event_time: &str,
+        body: &str,
+    ) -> Result<Response, ureq::Error> {
+        self.request(
+            "PATCH",
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Event-Time", event_time),
+            ],
+            Some(body.as_bytes()),
+        )
+    }
+
     pub(crate) fn delete(&self, path: &str) -> Result<Response, ureq::Error> {
         self.request("DELETE", path, &[], None)
     }
@@ -217,8 +254,14 @@ impl Client {
         }
         let request = request.body(body.unwrap_or_default().to_vec())?;
         let mut response = self.agent.run(request)?;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
         Ok(Response {
             status: response.status().as_u16(),
+            headers,
             body: response.body_mut().read_to_string()?,
         })
     }
@@ -239,4 +282,31 @@ pub(crate) fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Op
 
 pub(crate) fn profile_path(id: &str) -> String {
     format!("/v1/Stores/{STORE}/Profiles/{id}")
+}
+
+pub(crate) fn traits_path(id: &str) -> String {
+    format!("/v1/Stores/{STORE}/Profiles/{id}/Traits")
+}
+
+/// The stored form of every profile in the snapshot of `dir` (after a start, which compacts,
+/// it holds every accepted operation), by id.
+pub(crate) fn snapshot_profiles(
+    dir: &Path,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let bytes = std::fs::read(dir.join("snapshot.bin")).unwrap();
+    let mut records = Vec::new();
+    let mut offset = 0;
+    while offset + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+        records.push(&bytes[offset + 8..offset + 8 + len]);
+        offset += 8 + len;
+    }
+    records
+        .iter()
+        .skip(1)
+        .map(|record| {
+            let profile: serde_json::Value = serde_json::from_slice(record).unwrap();
+            (profile["id"].as_str().unwrap().to_owned(), profile)
+        })
+        .collect()
 }

@@ -2,8 +2,11 @@
 //! thread that batches concurrent requests into one `write` and one `fdatasync` (group
 //! commit), and cut short while running once a snapshot holds its beginning.
 //!
-//! A record's payload is a JSON header line (`seq`, `op`, `store`, `profile`, `createdAt`), a
-//! `\n`, and the request body exactly as it was validated (empty for a delete).
+//! A record's payload is a JSON header line (`seq`, `op`, `store`, `profile`, `createdAt`,
+//! `time`: the stamp's instant, whose tiebreaker is `seq`; `eventTime` when that instant is the
+//! request's `Event-Time`; `join`: the profiles joined into `profile` first; `more` when the
+//! next record belongs to the same request), a `\n`, and the request body (or bulk item)
+//! exactly as it was validated (empty for a delete).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -11,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use profile_traits::{Patch, ProfileId, StoreId};
+use profile_traits::{Patch, ProfileId, Stamp, StoreId};
 use serde::{Deserialize, Serialize};
 
 use super::record;
@@ -41,16 +44,32 @@ struct Header {
     profile: String,
     #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
     created_at: Option<String>,
+    /// The stamp's instant (absent in logs of older versions: then the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
+    #[serde(rename = "eventTime", default, skip_serializing_if = "is_false")]
+    event_time: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    join: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    more: bool,
 }
 
-/// An accepted, validated request waiting to be made durable.
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's `skip_serializing_if` passes a reference"
+)]
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// An accepted, validated request waiting to be made durable: its operations, each with the
+/// wire form of its create or patch (logged verbatim), all written in one batch.
 pub(super) struct Submission {
-    /// The operation, already parsed and validated.
-    pub(super) op: Op,
-    /// The request body as received (the wire form of the create or patch), logged verbatim.
-    pub(super) body: Vec<u8>,
-    /// Told the sequence number once the record is on disk.
-    pub(super) durable: tokio::sync::oneshot::Sender<u64>,
+    /// The operations, stamped and in sequence.
+    pub(super) ops: Vec<(Op, Vec<u8>)>,
+    /// Told once the records are on disk.
+    pub(super) durable: tokio::sync::oneshot::Sender<()>,
 }
 
 /// What the log writer is sent.
@@ -97,6 +116,8 @@ pub(super) fn open(dir: &Path, store: &StoreId) -> io::Result<Recovered> {
     let mut ops = Vec::new();
     let mut records = record::records(&bytes);
     let mut offset = 0;
+    // Where the last whole request ends: a request's records are kept only all together.
+    let mut whole = (0, 0);
     while let Some(payload) = records.next() {
         let op = decode(payload, store).map_err(|reason| {
             io::Error::new(
@@ -104,9 +125,15 @@ pub(super) fn open(dir: &Path, store: &StoreId) -> io::Result<Recovered> {
                 format!("{}: record at byte {offset}: {reason}", path.display()),
             )
         })?;
+        let more = op.more;
         ops.push(op);
         offset = records.end();
+        if !more {
+            whole = (offset, ops.len());
+        }
     }
+    let (offset, kept) = whole;
+    ops.truncate(kept);
     let truncated_bytes = (bytes.len() - offset) as u64;
     if truncated_bytes > 0 {
         file.set_len(offset as u64)?;
@@ -122,10 +149,17 @@ pub(super) fn open(dir: &Path, store: &StoreId) -> io::Result<Recovered> {
 
 /// Appends the record of operation `op` (of store `store`, request body `body`) to `out`.
 pub(super) fn encode(out: &mut Vec<u8>, store: &StoreId, op: &Op, body: &[u8]) {
-    let (name, created_at, body) = match &op.kind {
-        OpKind::Create { created_at, .. } => (OpName::Create, Some(created_at.clone()), body),
-        OpKind::Patch(_) => (OpName::Patch, None, body),
-        OpKind::Delete => (OpName::Delete, None, &[][..]),
+    let (name, created_at, join, body) = match &op.kind {
+        OpKind::Create { created_at, .. } => {
+            (OpName::Create, Some(created_at.clone()), Vec::new(), body)
+        }
+        OpKind::Patch { join, .. } => (
+            OpName::Patch,
+            None,
+            join.iter().map(ToString::to_string).collect(),
+            body,
+        ),
+        OpKind::Delete => (OpName::Delete, None, Vec::new(), &[][..]),
     };
     let header = Header {
         seq: op.seq,
@@ -133,6 +167,10 @@ pub(super) fn encode(out: &mut Vec<u8>, store: &StoreId, op: &Op, body: &[u8]) {
         store: store.to_string(),
         profile: op.profile.to_string(),
         created_at,
+        time: Some(op.stamp.to_string()),
+        event_time: op.event_time,
+        join,
+        more: op.more,
     };
     let mut payload = serde_json::to_vec(&header).expect("a header always serializes");
     payload.push(b'\n');
@@ -162,11 +200,26 @@ fn decode(payload: &[u8], store: &StoreId) -> Result<Op, String> {
             created_at: header.created_at.ok_or("create without `createdAt`")?,
             traits: patch()?,
         },
-        OpName::Patch => OpKind::Patch(patch()?),
+        OpName::Patch => OpKind::Patch {
+            patch: patch()?,
+            join: header
+                .join
+                .iter()
+                .map(|id| id.parse().map_err(|e| format!("join: {e}")))
+                .collect::<Result<_, String>>()?,
+        },
         OpName::Delete => OpKind::Delete,
     };
+    let instant = match &header.time {
+        Some(time) => time.parse::<Stamp>().map_err(|e| format!("time: {e}"))?,
+        None => Stamp::new(0, 0).expect("the epoch is a stamp"),
+    };
+    let stamp = Stamp::new(instant.micros_since_epoch(), header.seq).map_err(|e| e.to_string())?;
     Ok(Op {
         seq: header.seq,
+        stamp,
+        event_time: header.event_time,
+        more: header.more,
         profile,
         kind,
     })
@@ -201,7 +254,6 @@ pub(super) fn run_writer(
     messages: mpsc::Receiver<ToWriter>,
     mut log: Option<LogFile>,
     store: StoreId,
-    mut next_seq: u64,
     worker: mpsc::Sender<Vec<Op>>,
 ) {
     let mut buffer = Vec::new();
@@ -236,11 +288,14 @@ pub(super) fn run_writer(
             continue;
         }
         buffer.clear();
-        let first_seq = next_seq;
-        for submission in &mut batch {
-            submission.op.seq = next_seq;
-            next_seq += 1;
-            encode(&mut buffer, &store, &submission.op, &submission.body);
+        let first_seq = batch
+            .iter()
+            .find_map(|submission| submission.ops.first())
+            .map_or(0, |(op, _)| op.seq);
+        for submission in &batch {
+            for (op, body) in &submission.ops {
+                encode(&mut buffer, &store, op, body);
+            }
         }
         if let Some(log) = &mut log {
             if let Err(error) = log
@@ -261,15 +316,15 @@ pub(super) fn run_writer(
         let mut ops = Vec::with_capacity(batch.len());
         let mut answers = Vec::with_capacity(batch.len());
         for submission in batch {
-            answers.push((submission.durable, submission.op.seq));
-            ops.push(submission.op);
+            answers.push(submission.durable);
+            ops.extend(submission.ops.into_iter().map(|(op, _)| op));
         }
         if worker.send(ops).is_err() {
             return;
         }
-        for (durable, seq) in answers {
+        for durable in answers {
             // The client may have gone away; the operation is accepted all the same.
-            let _ = durable.send(seq);
+            let _ = durable.send(());
         }
     }
 }
@@ -324,8 +379,14 @@ mod tests {
         let body = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
         let op = Op {
             seq: 3,
+            stamp: Stamp::new(1_700_000_000_123_456, 3).unwrap(),
+            event_time: true,
+            more: false,
             profile: profile.clone(),
-            kind: OpKind::Patch(Patch::from_slice(body).unwrap()),
+            kind: OpKind::Patch {
+                patch: Patch::from_slice(body).unwrap(),
+                join: vec![ProfileId::from_bits(8)],
+            },
         };
         let mut bytes = Vec::new();
         encode(&mut bytes, &store(), &op, body);
@@ -333,13 +394,18 @@ mod tests {
         let decoded = decode(payload, &store()).unwrap();
         assert_eq!(decoded.seq, 3);
         assert_eq!(decoded.profile, profile);
-        assert!(matches!(decoded.kind, OpKind::Patch(p) if p == Patch::from_slice(body).unwrap()));
+        assert_eq!((decoded.stamp, decoded.event_time), (op.stamp, true));
+        assert!(matches!(decoded.kind, OpKind::Patch { patch, join }
+            if patch == Patch::from_slice(body).unwrap() && join == [ProfileId::from_bits(8)]));
     }
 
     #[test]
     fn a_record_of_another_store_is_refused() {
         let op = Op {
             seq: 1,
+            stamp: Stamp::new(0, 1).unwrap(),
+            event_time: false,
+            more: false,
             profile: ProfileId::from_bits(7),
             kind: OpKind::Delete,
         };
@@ -350,6 +416,40 @@ mod tests {
         assert_eq!(
             decode(payload, &other).unwrap_err(),
             "written for store `mem_store_00000000000000000000000000`, not `mem_store_00000000000000000000000001`"
+        );
+    }
+
+    /// A request's records are recovered all together or not at all: a bulk upsert whose
+    /// last record is torn loses its earlier records too.
+    #[test]
+    fn a_request_whose_last_record_is_torn_is_dropped_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
+        let op = |seq: u64, more: bool| Op {
+            seq,
+            stamp: Stamp::new(0, seq).unwrap(),
+            event_time: false,
+            more,
+            profile: ProfileId::from_bits(u128::from(seq)),
+            kind: OpKind::Create {
+                created_at: "2026-01-01T00:00:00Z".into(),
+                traits: Patch::from_slice(body).unwrap(),
+            },
+        };
+        let mut bytes = Vec::new();
+        encode(&mut bytes, &store(), &op(1, false), body);
+        let whole = bytes.len();
+        for (seq, more) in [(2, true), (3, true), (4, false)] {
+            encode(&mut bytes, &store(), &op(seq, more), body);
+        }
+        bytes.truncate(bytes.len() - 3);
+        fs::write(dir.path().join(LOG_FILE), &bytes).unwrap();
+        let recovered = open(dir.path(), &store()).unwrap();
+        assert_eq!(recovered.ops.len(), 1);
+        assert_eq!(recovered.truncated_bytes, (bytes.len() - whole) as u64);
+        assert_eq!(
+            fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(),
+            whole as u64
         );
     }
 }

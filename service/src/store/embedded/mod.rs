@@ -15,33 +15,51 @@ mod log;
 mod record;
 mod snapshot;
 
-use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
-use profile_traits::{Profile, ProfileId, StoreId, StoreSchema};
+use profile_traits::{ProfileId, Stamp, StoreId, StoreSchema, StoredProfile};
 use serde::Serialize;
 
 use self::log::{LogFile, Submission, ToWriter};
-use crate::store::{Op, OpKind, Pending, Storage, StoreError};
-use crate::worker;
+use crate::identity::{Identity, Key, Located};
+use crate::store::{
+    Op, OpKind, Pending, Storage, StoreError, Write, fresh_profile_id, now_rfc3339,
+};
+use crate::worker::State;
 
-/// The profiles as applied, by id; shared so that a snapshot or a `GET` copies pointers only.
-type Profiles = HashMap<ProfileId, Arc<Profile>>;
-
-/// The applied state: the profiles and the last operation applied to them.
-struct Applied {
-    profiles: Profiles,
-    last_seq: u64,
+/// What the acceptance path shares: the identity state (which profiles exist, their
+/// identifiers, where joined ids went) once every accepted operation is applied, the clock
+/// and sequence numbers, and the log writer's queue. One lock over all, so that checks,
+/// stamps and the queue order agree (a patch is never queued after a delete it was checked
+/// before, and sequence numbers are queued in order).
+struct Accepting {
+    identity: Identity,
+    /// The last instant the clock gave, in microseconds since the epoch.
+    clock: i64,
+    next_seq: u64,
+    writer: mpsc::Sender<ToWriter>,
 }
 
-/// What the acceptance path shares: which profiles exist once every accepted operation is
-/// applied, and the log writer's queue. One lock over both, so that the existence check and
-/// the queue order agree (a patch is never queued after a delete it was checked before).
-struct Accepting {
-    known: HashSet<ProfileId>,
-    writer: mpsc::Sender<ToWriter>,
+impl Accepting {
+    /// The next sequence number and the stamp of its writes: `event_time` if given, else
+    /// the clock, which never goes backwards (the greater of now and its last instant plus
+    /// 1 µs); the sequence number is the tiebreaker.
+    fn next(&mut self, event_time: Option<Stamp>) -> (u64, Stamp, bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let (micros, from_event) = match event_time {
+            Some(time) => (time.micros_since_epoch(), true),
+            None => {
+                let now = jiff::Timestamp::now().as_microsecond();
+                self.clock = now.max(self.clock + 1);
+                (self.clock, false)
+            }
+        };
+        let stamp = Stamp::new(micros, seq).expect("the clock and parsed times are stamps");
+        (seq, stamp, from_event)
+    }
 }
 
 /// What recovery found at start, as the service reports it.
@@ -70,7 +88,8 @@ pub(crate) struct Durability {
 /// The embedded storage.
 pub(crate) struct Embedded {
     accepting: Mutex<Accepting>,
-    applied: Arc<RwLock<Applied>>,
+    applied: Arc<RwLock<State>>,
+    schema: Arc<StoreSchema>,
 }
 
 impl Embedded {
@@ -87,10 +106,7 @@ impl Embedded {
     ) -> io::Result<(Embedded, Option<RecoveryReport>)> {
         let (writer_tx, writer_rx) = mpsc::channel();
         let (worker_tx, worker_rx) = mpsc::channel();
-        let mut applied = Applied {
-            profiles: Profiles::new(),
-            last_seq: 0,
-        };
+        let mut applied = State::default();
         let mut log = None;
         let mut report = None;
         let mut compactor = None;
@@ -103,13 +119,10 @@ impl Embedded {
             report = Some(RecoveryReport {
                 snapshot_seq: recovery.snapshot_seq,
                 replayed: recovery.replayed,
-                profiles: recovery.profiles.len(),
+                profiles: recovery.state.profiles.len(),
                 torn_bytes: recovery.torn_bytes,
             });
-            applied = Applied {
-                profiles: recovery.profiles,
-                last_seq: recovery.last_seq,
-            };
+            applied = recovery.state;
             let (ask_tx, ask_rx) = mpsc::sync_channel(1);
             log = Some(LogFile {
                 dir: dir.clone(),
@@ -119,32 +132,40 @@ impl Embedded {
             });
             compactor = Some((dir.clone(), ask_rx));
         }
-        let known = applied.profiles.keys().cloned().collect();
-        let next_seq = applied.last_seq + 1;
+        let identity = Identity::recover(
+            &schema,
+            applied.profiles.iter().map(|(id, p)| (id, &**p)),
+            &applied.moved,
+        );
+        let accepting = Accepting {
+            identity,
+            clock: applied.clock,
+            next_seq: applied.last_seq + 1,
+            writer: writer_tx.clone(),
+        };
         let applied = Arc::new(RwLock::new(applied));
         {
             let store = store.clone();
             spawn("log-writer", move || {
-                log::run_writer(writer_rx, log, store, next_seq, worker_tx);
+                log::run_writer(writer_rx, log, store, worker_tx);
             })?;
         }
         {
             let applied = Arc::clone(&applied);
+            let schema = Arc::clone(&schema);
             spawn("worker", move || run_worker(worker_rx, &applied, &schema))?;
         }
         if let Some((dir, asked)) = compactor {
             let applied = Arc::clone(&applied);
-            let writer = writer_tx.clone();
+            let writer = writer_tx;
             spawn("compactor", move || {
                 run_compactor(&asked, &dir, &store, &applied, &writer);
             })?;
         }
         let embedded = Embedded {
-            accepting: Mutex::new(Accepting {
-                known,
-                writer: writer_tx,
-            }),
+            accepting: Mutex::new(accepting),
             applied,
+            schema,
         };
         Ok((embedded, report))
     }
@@ -157,58 +178,36 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
         .map(drop)
 }
 
-/// Applies batches as the log writer hands them over, draining what queued up meanwhile so
-/// that patches waiting for the same profile are coalesced. Profiles are read under the read
-/// lock (a `GET` is not held up while a batch is applied) and saved under the write lock.
-fn run_worker(batches: mpsc::Receiver<Vec<Op>>, applied: &RwLock<Applied>, schema: &StoreSchema) {
-    while let Ok(mut batch) = batches.recv() {
-        while let Ok(more) = batches.try_recv() {
-            batch.extend(more);
-        }
-        let Some(last_seq) = batch.last().map(|op| op.seq) else {
-            continue;
-        };
-        let (states, _) = {
-            let state = applied
-                .read()
-                .expect("the worker never panics holding the lock");
-            worker::apply_batch(batch, schema, |id| {
-                state.profiles.get(id).map(|p| Profile::clone(p))
-            })
-        };
+/// Applies batches as the log writer hands them over, under the write lock (profiles are
+/// copied on write when a snapshot or a `GET` still holds them).
+fn run_worker(batches: mpsc::Receiver<Vec<Op>>, applied: &RwLock<State>, schema: &StoreSchema) {
+    while let Ok(batch) = batches.recv() {
         let mut state = applied
             .write()
             .expect("the worker never panics holding the lock");
-        for (id, profile) in states {
-            match profile {
-                Some(profile) => state.profiles.insert(id, Arc::new(profile)),
-                None => state.profiles.remove(&id),
-            };
+        for op in batch {
+            state.apply(op, schema);
         }
-        state.last_seq = last_seq;
     }
 }
 
-/// Writes a snapshot of the applied profiles whenever the log writer asks, then tells it
-/// which records the snapshot holds. The profiles are copied (pointers only) under the read
+/// Writes a snapshot of the applied state whenever the log writer asks, then tells it which
+/// records the snapshot holds. The state is copied (profile pointers only) under the read
 /// lock; the snapshot is serialized and synced with no lock held.
 fn run_compactor(
     asked: &mpsc::Receiver<()>,
     dir: &Path,
     store: &StoreId,
-    applied: &RwLock<Applied>,
+    applied: &RwLock<State>,
     writer: &mpsc::Sender<ToWriter>,
 ) {
     while asked.recv().is_ok() {
-        let (last_seq, profiles) = {
-            let state = applied
-                .read()
-                .expect("the worker never panics holding the lock");
-            let profiles: Vec<Arc<Profile>> = state.profiles.values().cloned().collect();
-            (state.last_seq, profiles)
-        };
-        let done = match snapshot::write(dir, store, last_seq, profiles.iter().map(Arc::as_ref)) {
-            Ok(()) => Some(last_seq),
+        let state = applied
+            .read()
+            .expect("the worker never panics holding the lock")
+            .clone();
+        let done = match snapshot::write(dir, store, &state) {
+            Ok(()) => Some(state.last_seq),
             Err(error) => {
                 eprintln!("profile-service: cannot write a snapshot: {error}; the log is kept");
                 None
@@ -221,58 +220,126 @@ fn run_compactor(
 }
 
 impl Storage for Embedded {
-    fn exists<'a>(&'a self, id: &'a ProfileId) -> Pending<'a, Result<bool, StoreError>> {
+    fn locate(&self, id: &ProfileId) -> Located {
         let accepting = self.accepting.lock().expect("no panic holds this lock");
-        let exists = accepting.known.contains(id);
-        Box::pin(std::future::ready(Ok(exists)))
+        accepting.identity.locate(id)
     }
 
-    fn accept(&self, op: Op, body: Vec<u8>) -> Pending<'_, Result<u64, StoreError>> {
+    fn lookup(&self, key: &Key) -> Vec<ProfileId> {
+        let accepting = self.accepting.lock().expect("no panic holds this lock");
+        accepting.identity.lookup(key)
+    }
+
+    fn accept(
+        &self,
+        write: Write,
+        event_time: Option<Stamp>,
+    ) -> Pending<'_, Result<Vec<ProfileId>, StoreError>> {
         let (durable_tx, durable_rx) = tokio::sync::oneshot::channel();
+        let mut answer = Vec::new();
         let queued = {
             let mut accepting = self.accepting.lock().expect("no panic holds this lock");
-            let refusal = match op.kind {
-                OpKind::Create { .. } => {
-                    (!accepting.known.insert(op.profile.clone())).then_some(StoreError::Conflict)
-                }
-                OpKind::Patch(_) => {
-                    (!accepting.known.contains(&op.profile)).then_some(StoreError::NotFound)
-                }
-                OpKind::Delete => {
-                    (!accepting.known.remove(&op.profile)).then_some(StoreError::NotFound)
-                }
+            let schema = &*self.schema;
+            let live = |accepting: &Accepting, id: &ProfileId| match accepting.identity.locate(id) {
+                Located::Live => Ok(()),
+                Located::Moved(to) => Err(StoreError::Moved(to)),
+                Located::Missing => Err(StoreError::NotFound),
             };
-            match refusal {
-                Some(refusal) => Err(refusal),
-                None => {
-                    let submission = Submission {
-                        op,
-                        body,
-                        durable: durable_tx,
-                    };
-                    accepting
-                        .writer
-                        .send(ToWriter::Submit(submission))
-                        .map_err(|_| stopped())
+            let mut ops: Vec<(Op, Vec<u8>)> = Vec::new();
+            let mut push = |accepting: &mut Accepting,
+                            (seq, stamp, event_time): (u64, Stamp, bool),
+                            profile: ProfileId,
+                            kind: OpKind,
+                            body: Vec<u8>| {
+                let op = Op {
+                    seq,
+                    stamp,
+                    event_time,
+                    more: false,
+                    profile,
+                    kind,
+                };
+                accepting.identity.record(schema, &op);
+                answer.push(op.profile.clone());
+                ops.push((op, body));
+            };
+            let checked = match write {
+                Write::Create(items) => {
+                    for (patch, body) in items {
+                        let next = accepting.next(event_time);
+                        let (profile, kind) =
+                            match accepting.identity.resolve_create(schema, &patch) {
+                                None => (
+                                    fresh_profile_id(),
+                                    OpKind::Create {
+                                        created_at: now_rfc3339(),
+                                        traits: patch,
+                                    },
+                                ),
+                                Some((target, join)) => (target, OpKind::Patch { patch, join }),
+                            };
+                        push(&mut accepting, next, profile, kind, body);
+                    }
+                    Ok(())
                 }
+                Write::Patch { id, patch, body } => live(&accepting, &id).map(|()| {
+                    let next = accepting.next(event_time);
+                    let (target, join) = accepting
+                        .identity
+                        .resolve_patch(schema, &id, &patch, next.1);
+                    push(
+                        &mut accepting,
+                        next,
+                        target,
+                        OpKind::Patch { patch, join },
+                        body,
+                    );
+                }),
+                Write::Delete(id) => live(&accepting, &id).map(|()| {
+                    let next = accepting.next(event_time);
+                    push(&mut accepting, next, id, OpKind::Delete, Vec::new());
+                }),
+            };
+            let count = ops.len();
+            for (op, _) in &mut ops[..count.saturating_sub(1)] {
+                op.more = true;
             }
+            checked.and_then(|()| {
+                let submission = Submission {
+                    ops,
+                    durable: durable_tx,
+                };
+                accepting
+                    .writer
+                    .send(ToWriter::Submit(submission))
+                    .map_err(|_| stopped())
+            })
         };
         Box::pin(async move {
             queued?;
-            durable_rx.await.map_err(|_| stopped())
+            durable_rx.await.map_err(|_| stopped())?;
+            Ok(answer)
         })
     }
 
     fn profile<'a>(
         &'a self,
         id: &'a ProfileId,
-    ) -> Pending<'a, Result<Option<Arc<Profile>>, StoreError>> {
+    ) -> Pending<'a, Result<Option<Arc<StoredProfile>>, StoreError>> {
         let state = self
             .applied
             .read()
             .expect("the worker never panics holding the lock");
         let profile = state.profiles.get(id).cloned();
         Box::pin(std::future::ready(Ok(profile)))
+    }
+
+    fn accepted_seq(&self) -> Option<u64> {
+        let accepting = self
+            .accepting
+            .lock()
+            .expect("no thread panics holding the acceptance lock");
+        Some(accepting.next_seq - 1)
     }
 
     fn applied_seq(&self) -> Option<u64> {

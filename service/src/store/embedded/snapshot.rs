@@ -8,16 +8,17 @@
 //! sequence numbers up to the snapshot's `lastSeq` and are skipped, so each operation is
 //! still applied exactly once.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use profile_traits::{Profile, StoreId, StoreSchema};
+use profile_traits::{Profile, ProfileId, Stamp, StoreId, StoreSchema, StoredProfile};
 use serde::{Deserialize, Serialize};
 
-use super::{Profiles, log, record};
-use crate::worker;
+use super::{log, record};
+use crate::worker::{Profiles, State};
 
 /// The snapshot file's name inside the data directory.
 const SNAPSHOT_FILE: &str = "snapshot.bin";
@@ -33,14 +34,18 @@ struct Header {
     last_seq: u64,
     /// How many profile records follow.
     profiles: usize,
+    /// The acceptance clock's last instant, in microseconds since the epoch.
+    #[serde(default)]
+    clock: i64,
+    /// Joined-away profile ids and the canonical id each redirects to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    moved: BTreeMap<String, String>,
 }
 
 /// What recovery found and did.
 pub(super) struct Recovery {
-    /// The profiles with every durable operation applied.
-    pub(super) profiles: Profiles,
-    /// The sequence number of the last operation applied.
-    pub(super) last_seq: u64,
+    /// The state with every durable operation applied.
+    pub(super) state: State,
     /// The (now empty) log, positioned for appending.
     pub(super) file: File,
     /// The snapshot's last sequence number (0 without a snapshot).
@@ -63,34 +68,25 @@ pub(super) struct Recovery {
 pub(super) fn recover(dir: &Path, store: &StoreId, schema: &StoreSchema) -> io::Result<Recovery> {
     let loaded = load(dir, store)?;
     let had_snapshot = loaded.is_some();
-    let (snapshot_seq, mut profiles) = loaded.unwrap_or_default();
+    let mut state = loaded.unwrap_or_default();
+    let snapshot_seq = state.last_seq;
     let recovered = log::open(dir, store)?;
     let file = recovered.file;
     let had_records = !recovered.ops.is_empty();
-    let tail: Vec<_> = recovered
-        .ops
-        .into_iter()
-        .filter(|op| op.seq > snapshot_seq)
-        .collect();
-    let replayed = tail.len();
-    let last_seq = tail.last().map_or(snapshot_seq, |op| op.seq);
-    let (states, _) = worker::apply_batch(tail, schema, |id| {
-        profiles.get(id).map(|profile| Profile::clone(profile))
-    });
-    for (id, state) in states {
-        match state {
-            Some(profile) => profiles.insert(id, Arc::new(profile)),
-            None => profiles.remove(&id),
-        };
+    let mut replayed = 0;
+    for op in recovered.ops {
+        if op.seq > snapshot_seq {
+            state.apply(op, schema);
+            replayed += 1;
+        }
     }
     if had_records || !had_snapshot {
-        write(dir, store, last_seq, profiles.values().map(Arc::as_ref))?;
+        write(dir, store, &state)?;
         file.set_len(0)?;
         file.sync_all()?;
     }
     Ok(Recovery {
-        profiles,
-        last_seq,
+        state,
         file,
         snapshot_seq,
         replayed,
@@ -99,7 +95,7 @@ pub(super) fn recover(dir: &Path, store: &StoreId, schema: &StoreSchema) -> io::
 }
 
 /// The snapshot in `dir` (its last sequence number and profiles), if there is one.
-fn load(dir: &Path, store: &StoreId) -> io::Result<Option<(u64, Profiles)>> {
+fn load(dir: &Path, store: &StoreId) -> io::Result<Option<State>> {
     let path = dir.join(SNAPSHOT_FILE);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -132,8 +128,16 @@ fn load(dir: &Path, store: &StoreId) -> io::Result<Option<(u64, Profiles)>> {
     }
     let mut profiles = Profiles::with_capacity(header.profiles);
     for payload in records.by_ref().take(header.profiles) {
-        let profile: Profile =
-            serde_json::from_slice(payload).map_err(|e| damaged(format!("profile: {e}")))?;
+        // Snapshots of older versions hold plain profiles: every trait at the epoch.
+        let profile: StoredProfile = serde_json::from_slice(payload)
+            .or_else(|stored_error| {
+                serde_json::from_slice::<Profile>(payload)
+                    .map(|plain| {
+                        StoredProfile::from_profile(plain, Stamp::new(0, 0).expect("a stamp"))
+                    })
+                    .map_err(|_| stored_error)
+            })
+            .map_err(|e| damaged(format!("profile: {e}")))?;
         let id = profile
             .id()
             .cloned()
@@ -148,31 +152,47 @@ fn load(dir: &Path, store: &StoreId) -> io::Result<Option<(u64, Profiles)>> {
             bytes.len() - records.end()
         )));
     }
-    Ok(Some((header.last_seq, profiles)))
+    let mut moved = std::collections::HashMap::new();
+    for (from, to) in &header.moved {
+        let parse = |id: &str| {
+            id.parse::<ProfileId>()
+                .map_err(|e| damaged(format!("moved: {e}")))
+        };
+        moved.insert(parse(from)?, parse(to)?);
+    }
+    Ok(Some(State {
+        profiles,
+        moved,
+        last_seq: header.last_seq,
+        clock: header.clock,
+    }))
 }
 
-/// Replaces the snapshot in `dir` with `profiles` of store `store` as of sequence number
-/// `last_seq`.
-pub(super) fn write<'a>(
-    dir: &Path,
-    store: &StoreId,
-    last_seq: u64,
-    profiles: impl ExactSizeIterator<Item = &'a Profile>,
-) -> io::Result<()> {
+/// Replaces the snapshot in `dir` with `state` of store `store`.
+pub(super) fn write(dir: &Path, store: &StoreId, state: &State) -> io::Result<()> {
     let mut bytes = Vec::new();
     let header = Header {
         store: Some(store.to_string()),
-        last_seq,
-        profiles: profiles.len(),
+        last_seq: state.last_seq,
+        profiles: state.profiles.len(),
+        clock: state.clock,
+        moved: state
+            .moved
+            .iter()
+            .map(|(from, to)| (from.to_string(), to.to_string()))
+            .collect(),
     };
     record::frame(
         &mut bytes,
         &serde_json::to_vec(&header).expect("a header serializes"),
     );
+    // In id order, so that the same state always gives the same snapshot bytes.
+    let mut profiles: Vec<&Arc<StoredProfile>> = state.profiles.values().collect();
+    profiles.sort_by(|a, b| a.id().cmp(&b.id()));
     for profile in profiles {
         record::frame(
             &mut bytes,
-            &serde_json::to_vec(profile).expect("a profile serializes"),
+            &serde_json::to_vec(&**profile).expect("a profile serializes"),
         );
     }
     let temporary = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
@@ -187,7 +207,7 @@ pub(super) fn write<'a>(
 mod tests {
     use super::*;
     use crate::store::{Op, OpKind};
-    use profile_traits::{Patch, ProfileId};
+    use profile_traits::Patch;
 
     fn store() -> StoreId {
         "mem_store_00000000000000000000000000".parse().unwrap()
@@ -222,6 +242,9 @@ mod tests {
             (
                 Op {
                     seq: 1,
+                    stamp: Stamp::new(1_000_000, 1).unwrap(),
+                    event_time: false,
+                    more: false,
                     profile: id.clone(),
                     kind: OpKind::Create {
                         created_at: "2026-01-01T00:00:00Z".into(),
@@ -233,8 +256,14 @@ mod tests {
             (
                 Op {
                     seq: 2,
+                    stamp: Stamp::new(2_000_000, 2).unwrap(),
+                    event_time: false,
+                    more: false,
                     profile: id.clone(),
-                    kind: OpKind::Patch(Patch::from_slice(patch.as_bytes()).unwrap()),
+                    kind: OpKind::Patch {
+                        patch: Patch::from_slice(patch.as_bytes()).unwrap(),
+                        join: Vec::new(),
+                    },
                 },
                 patch,
             ),
@@ -251,14 +280,15 @@ mod tests {
 
         let first = recover(dir, &store(), &schema).unwrap();
         assert_eq!(
-            (first.snapshot_seq, first.replayed, first.last_seq),
+            (first.snapshot_seq, first.replayed, first.state.last_seq),
             (0, 2, 2)
         );
-        let expected = serde_json::to_string(&*first.profiles[&id]).unwrap();
+        let expected = serde_json::to_string(&*first.state.profiles[&id]).unwrap();
         assert_eq!(
             expected,
-            r#"{"id":"mem_profile_00000000000000000000000005","createdAt":"2026-01-01T00:00:00Z","traits":{"Contact":{"lastName":"Doe"},"Activity":{"vip":true}}}"#
+            r#"{"id":"mem_profile_00000000000000000000000005","createdAt":"2026-01-01T00:00:00Z","horizon":{"time":"0000-01-01T00:00:00Z","tiebreak":0},"traits":{"Contact":{"lastName":{"value":"Doe","time":"1970-01-01T00:00:01Z","tiebreak":1},"city":{"value":null,"time":"1970-01-01T00:00:02Z","tiebreak":2}},"Activity":{"vip":{"value":true,"time":"1970-01-01T00:00:02Z","tiebreak":2}}}}"#
         );
+        assert_eq!(first.state.clock, 2_000_000);
         assert_eq!(fs::metadata(dir.join("operations.log")).unwrap().len(), 0);
         drop(first);
 
@@ -267,11 +297,11 @@ mod tests {
         append(dir, &ops(&id));
         let second = recover(dir, &store(), &schema).unwrap();
         assert_eq!(
-            (second.snapshot_seq, second.replayed, second.last_seq),
+            (second.snapshot_seq, second.replayed, second.state.last_seq),
             (2, 0, 2)
         );
         assert_eq!(
-            serde_json::to_string(&*second.profiles[&id]).unwrap(),
+            serde_json::to_string(&*second.state.profiles[&id]).unwrap(),
             expected
         );
         drop(second);
@@ -279,11 +309,11 @@ mod tests {
         // Nothing new: no compaction needed, same state.
         let third = recover(dir, &store(), &schema).unwrap();
         assert_eq!(
-            (third.snapshot_seq, third.replayed, third.last_seq),
+            (third.snapshot_seq, third.replayed, third.state.last_seq),
             (2, 0, 2)
         );
         assert_eq!(
-            serde_json::to_string(&*third.profiles[&id]).unwrap(),
+            serde_json::to_string(&*third.state.profiles[&id]).unwrap(),
             expected
         );
     }
