@@ -1,4 +1,4 @@
-//! Identity (SPEC.md §8): which traits identify a customer, how their values are normalized,
+//! Identity (service README, "Identity"): which traits identify a customer, how their values are normalized,
 //! the index from identifier values to profiles, and the decisions it drives: which profile
 //! a create resolves to, and which profiles a create or patch joins.
 //!
