@@ -73,6 +73,12 @@ fn names(traits: &[FullTrait]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `nextToken` of the first page of `query`.
+fn next_token_of_first_page(profile: &StoredProfile, query: &TraitQuery) -> String {
+    let first = list_traits(profile, query).expect("first page");
+    first.next_token().expect("more than one page").to_owned()
+}
+
 /// Follows `nextToken` from the first page to the last; returns every record seen.
 fn walk_forward(profile: &StoredProfile, query: &TraitQuery) -> Vec<(String, String)> {
     let mut seen = Vec::new();
@@ -219,11 +225,7 @@ fn group_filter_lists_only_those_groups_in_any_spelling_order() {
 fn a_token_used_with_another_order_or_filter_is_refused() {
     let profile = profile();
     let query = TraitQuery::new().with_page_size(5).unwrap();
-    let token = list_traits(&profile, &query)
-        .unwrap()
-        .next_token()
-        .unwrap()
-        .to_owned();
+    let token = next_token_of_first_page(&profile, &query);
     let other_order = query
         .clone()
         .with_order(SortOrder::Asc)
@@ -243,11 +245,7 @@ fn a_token_used_with_another_order_or_filter_is_refused() {
 fn an_altered_or_foreign_token_is_refused() {
     let profile = profile();
     let query = TraitQuery::new().with_page_size(5).unwrap();
-    let token = list_traits(&profile, &query)
-        .unwrap()
-        .next_token()
-        .unwrap()
-        .to_owned();
+    let token = next_token_of_first_page(&profile, &query);
     let mut altered = token.clone().into_bytes();
     let last = altered.len() - 1;
     altered[last] = if altered[last] == b'a' { b'b' } else { b'a' };
