@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use crate::names::{Hashed, hash_name};
 use crate::value::TraitValue;
 
 /// What a patch does to one trait.
@@ -48,12 +49,22 @@ impl TraitChange {
 pub(crate) struct Span {
     start: usize,
     end: usize,
+    /// The name's hash, computed once when the name is added.
+    hash: u32,
 }
 
 impl Span {
     /// The name this span marks in `names`.
     pub(crate) fn of(self, names: &str) -> &str {
         &names[self.start..self.end]
+    }
+
+    /// The name this span marks in `names`, with its hash.
+    pub(crate) fn key(self, names: &str) -> Hashed<'_> {
+        Hashed {
+            name: self.of(names),
+            hash: self.hash,
+        }
     }
 }
 
@@ -84,7 +95,7 @@ impl IntoGroups {
     pub(crate) fn next_group(&mut self) -> Option<OwnedGroup<'_>> {
         let group = self.groups.next()?;
         Some(OwnedGroup {
-            name: group.name.of(&self.names),
+            key: group.name.key(&self.names),
             names: &self.names,
             count: group.entries.len(),
             entries: &mut self.entries,
@@ -94,16 +105,16 @@ impl IntoGroups {
 
 /// One group of a patch taken by value: see [`IntoGroups`].
 pub(crate) struct OwnedGroup<'p> {
-    name: &'p str,
+    key: Hashed<'p>,
     names: &'p str,
     count: usize,
     entries: &'p mut std::vec::IntoIter<Entry>,
 }
 
 impl<'p> OwnedGroup<'p> {
-    /// The group's name.
-    pub(crate) fn name(&self) -> &'p str {
-        self.name
+    /// The group's name with its hash.
+    pub(crate) fn key(&self) -> Hashed<'p> {
+        self.key
     }
 
     /// The names buffer the entries' spans index into.
@@ -117,18 +128,19 @@ impl<'p> OwnedGroup<'p> {
     }
 
     /// The group's trait names with their changes, moved out.
-    pub(crate) fn drain(self) -> impl Iterator<Item = (&'p str, TraitChange)> {
+    pub(crate) fn drain(self) -> impl Iterator<Item = (Hashed<'p>, TraitChange)> {
         let names = self.names;
         self.entries
             .by_ref()
             .take(self.count)
-            .map(move |entry| (entry.name.of(names), entry.change))
+            .map(move |entry| (entry.name.key(names), entry.change))
     }
 }
 
 /// A group of a patch as the checks and the merge see it.
 pub(crate) struct GroupView<'p> {
     pub(crate) name: &'p str,
+    pub(crate) key: Hashed<'p>,
     pub(crate) entries: &'p [Entry],
 }
 
@@ -220,6 +232,7 @@ impl Patch {
         Span {
             start,
             end: self.names.len(),
+            hash: hash_name(name),
         }
     }
 
@@ -262,6 +275,7 @@ impl Patch {
     pub(crate) fn group_views(&self) -> impl ExactSizeIterator<Item = GroupView<'_>> {
         self.groups.iter().map(|g| GroupView {
             name: self.name(g.name),
+            key: g.name.key(&self.names),
             entries: &self.entries[g.entries.clone()],
         })
     }
@@ -271,9 +285,9 @@ impl Patch {
         &self.names
     }
 
-    /// The name of `entry`, an entry of this patch.
-    pub(crate) fn entry_name(&self, entry: &Entry) -> &str {
-        self.name(entry.name)
+    /// The name of `entry`, an entry of this patch, with its hash.
+    pub(crate) fn entry_key(&self, entry: &Entry) -> Hashed<'_> {
+        entry.name.key(&self.names)
     }
 
     /// The groups of the patch taken by value, so a merge can move the values out.

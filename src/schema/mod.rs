@@ -10,7 +10,7 @@ pub use rules::{ArrayRule, DataType, NumberRule, Pattern, StringRule, Validation
 
 use crate::error::SchemaError;
 use crate::limits::Limits;
-use crate::names::{Name, NameMap};
+use crate::names::{Hashed, Name, NameMap};
 
 /// Trait groups one store may declare (documented).
 const MAX_GROUPS_PER_STORE: usize = 50;
@@ -229,14 +229,15 @@ impl GroupDefinition {
     }
 
     /// The declared trait `name` with its shared key, for adding it to a profile.
-    pub(crate) fn resolve(&self, name: &str) -> Option<(&Name, &TraitDefinition)> {
-        self.traits.get_key_value(name)
+    pub(crate) fn resolve(&self, key: Hashed<'_>) -> Option<(&Name, &TraitDefinition)> {
+        self.traits.get_index(self.traits.find_key(key)?)
     }
 
     /// The declared trait `name`'s place in declaration order and its shared key.
-    pub(crate) fn resolve_ranked(&self, name: &str) -> Option<(u32, &Name)> {
-        let (index, key, _) = self.traits.get_full(name)?;
-        Some((declaration_rank(index), key))
+    pub(crate) fn resolve_ranked(&self, key: Hashed<'_>) -> Option<(u32, &Name)> {
+        let index = self.traits.find_key(key)?;
+        let (name, _) = self.traits.get_index(index)?;
+        Some((declaration_rank(index), name))
     }
 
     /// The trait `name`'s place in declaration order, or `u32::MAX` when not declared.
@@ -408,14 +409,15 @@ impl StoreSchema {
     }
 
     /// The declared group `name` with its shared key, for adding it to a profile.
-    pub(crate) fn resolve(&self, name: &str) -> Option<(&Name, &GroupDefinition)> {
-        self.groups.get_key_value(name)
+    pub(crate) fn resolve(&self, key: Hashed<'_>) -> Option<(&Name, &GroupDefinition)> {
+        self.groups.get_index(self.groups.find_key(key)?)
     }
 
     /// The declared group `name`'s place in declaration order, its shared key and definition.
-    pub(crate) fn resolve_ranked(&self, name: &str) -> Option<(u32, &Name, &GroupDefinition)> {
-        let (index, key, definition) = self.groups.get_full(name)?;
-        Some((declaration_rank(index), key, definition))
+    pub(crate) fn resolve_ranked(&self, key: Hashed<'_>) -> Option<(u32, &Name, &GroupDefinition)> {
+        let index = self.groups.find_key(key)?;
+        let (name, definition) = self.groups.get_index(index)?;
+        Some((declaration_rank(index), name, definition))
     }
 
     /// The group `name`'s place in declaration order, or `u32::MAX` when not declared.
