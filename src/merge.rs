@@ -126,7 +126,6 @@ pub fn merge_in_place_owned(
     while let Some(group) = groups.next_group() {
         let candidates = NewTraitCandidates {
             entries: group.entries(),
-            names: group.names(),
         };
         let index = find_group_with_room(profile, group.key(), candidates);
         let group_name = group.key();
@@ -152,7 +151,6 @@ fn apply_borrowed(
             .map(|entry| (patch.entry_key(entry), entry.change.borrowed_value()));
         let candidates = NewTraitCandidates {
             entries: group.entries,
-            names: patch.names(),
         };
         let index = find_group_with_room(profile, group.key, candidates);
         apply_group(profile, group.key, index, changes, schema, log);
@@ -243,7 +241,6 @@ fn apply_group<'v>(
 #[derive(Clone, Copy)]
 struct NewTraitCandidates<'a> {
     entries: &'a [Entry],
-    names: &'a str,
 }
 
 impl<'a> NewTraitCandidates<'a> {
@@ -255,9 +252,8 @@ impl<'a> NewTraitCandidates<'a> {
 }
 
 /// Finds the group `name` in the profile and, if present, grows it once for all the traits
-/// `candidates` will add, instead of doubling its table step by step while adding them (half
-/// the time of the large bench patch went to regrowing). Counts exactly, so a patch that
-/// adds nothing allocates nothing here.
+/// `candidates` may add, instead of doubling its table step by step while adding them (half
+/// the time of the large bench patch went to regrowing).
 fn find_group_with_room(
     profile: &mut Profile,
     name: Hashed<'_>,
@@ -282,21 +278,16 @@ enum GroupSlot {
 }
 
 fn reserve_for_new_traits(profile: &mut Profile, index: usize, candidates: NewTraitCandidates<'_>) {
-    // A few inserts regrow a table at most once or twice, which costs less than looking
-    // every set trait up twice to count the new ones.
+    // A few inserts regrow a group at most once or twice. Past that, room for every set
+    // trait, new or not: counting the new ones exactly looked each of them up once more,
+    // and a group holds at most the 95 traits of its schema anyway.
     const FEW_SETS: usize = 8;
     let traits = &profile.groups[index].traits;
     let spare = traits.capacity() - traits.len();
-    let sets = candidates.sets();
-    if sets.clone().count() <= spare.max(FEW_SETS) {
-        return;
-    }
-    let new = sets
-        .filter(|entry| traits.find_key(entry.name.key(candidates.names)).is_none())
-        .count();
-    if new > spare {
+    let sets = candidates.sets().count();
+    if sets > spare.max(FEW_SETS) {
         Arc::make_mut(&mut profile.groups[index])
             .traits
-            .reserve(new);
+            .reserve(sets);
     }
 }

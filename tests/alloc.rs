@@ -110,8 +110,8 @@ fn applying_the_medium_patch_in_place_allocates_for_its_new_group_and_each_growt
 fn applying_the_large_patch_in_place_allocates_once_per_growth() {
     // 10 new groups, 3 each (Arc, table, entries, presized): 30. The profile's group map
     // grows its entries and its table once (2). Each of the 10 existing groups, read with
-    // no spare room, gains 7 to 13 traits and grows once, exactly, for all of them (table
-    // + entries): 20. Without the one-time growth the 314 inserts regrew tables step by
+    // no spare room, gains 7 to 13 traits among 21 to 24 it sets, and grows once, with room
+    // for every trait it sets (table + entries): 20. Without the one-time growth the 314 inserts regrew tables step by
     // step.
     assert_eq!(in_place_allocations(LARGE), 52);
 }

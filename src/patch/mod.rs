@@ -117,11 +117,6 @@ impl<'p> OwnedGroup<'p> {
         self.key
     }
 
-    /// The names buffer the entries' spans index into.
-    pub(crate) fn names(&self) -> &'p str {
-        self.names
-    }
-
     /// The group's entries, still in place.
     pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries.as_slice()[..self.count]
@@ -278,11 +273,6 @@ impl Patch {
             key: g.name.key(&self.names),
             entries: &self.entries[g.entries.clone()],
         })
-    }
-
-    /// Every name of the patch, back to back; entries' spans index into it.
-    pub(crate) fn names(&self) -> &str {
-        &self.names
     }
 
     /// The name of `entry`, an entry of this patch, with its hash.
