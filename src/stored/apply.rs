@@ -197,7 +197,7 @@ impl StoredProfile {
         }
         let at = self
             .groups
-            .partition_point(|name, group| (group.rank, &**name) < (rank, &**key));
+            .partition_point(|name, group| (group.rank, name) < (rank, key));
         let group = StoredGroup {
             rank,
             traits: Default::default(),
