@@ -14,7 +14,7 @@ use crate::value::TraitValue;
 ///
 /// A group inside a [`Profile`] is never empty: a group left with no traits is dropped.
 ///
-/// Equality compares the traits as a map, like JSON objects and `IndexMap`: two groups with
+/// Equality compares the traits as a map, like JSON objects: two groups with
 /// the same traits in another order are equal. Order is still kept and serialized.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TraitGroup {
