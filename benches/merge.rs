@@ -2,13 +2,17 @@
 //!
 //! Workload and baselines: `benches/data/BENCH.md`. One criterion group per patch size
 //! (`small`, `medium`, `large`) so that ours and the baselines run side by side; function
-//! names are stable so results compare across runs. Run with `cargo bench`.
+//! names are stable so results compare across runs. The `scaling` group applies one 3-trait
+//! patch in place to profiles of 10 to 4,750 traits (the most a schema allows: 50 groups of
+//! 95), so that a merge's cost can be seen not to grow with the profile. Run with
+//! `cargo bench`.
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use profile_traits::{
-    Patch, Profile, Stamp, StoreSchema, StoredProfile, merge, merge_in_place_owned,
+    DataType, GroupDefinition, Patch, Profile, Stamp, StoreSchema, StoredProfile, TraitDefinition,
+    TraitValue, merge, merge_in_place_owned,
 };
 use serde_json::Value;
 
@@ -139,10 +143,80 @@ fn bench_patch_size(c: &mut Criterion, size: &str, patch_json: &str) {
     group.finish();
 }
 
+/// Groups and traits per group of the largest schema allowed.
+const SCALING_GROUPS: usize = 50;
+const SCALING_TRAITS: usize = 95;
+
+fn scaling_name(group: usize, name: usize) -> (String, String) {
+    (format!("Group{group:02}"), format!("trait{name:02}"))
+}
+
+/// A profile of the first `traits` traits of the 50 x 95 schema, group after group.
+fn scaling_profile(traits: usize) -> Profile {
+    let mut profile = Profile::new();
+    for i in 0..traits {
+        let (group, name) = scaling_name(i / SCALING_TRAITS, i % SCALING_TRAITS);
+        profile.insert(
+            &group,
+            &name,
+            TraitValue::from(format!("value of trait {i}")),
+        );
+    }
+    // As a store loads it: read from its JSON, no spare room.
+    serde_json::from_str(&serde_json::to_string(&profile).expect("serializes")).expect("reads")
+}
+
+fn bench_scaling(c: &mut Criterion) {
+    let schema = StoreSchema::new((0..SCALING_GROUPS).map(|g| {
+        (0..SCALING_TRAITS).fold(GroupDefinition::new(scaling_name(g, 0).0), |group, t| {
+            group.with_trait(scaling_name(g, t).1, TraitDefinition::new(DataType::String))
+        })
+    }))
+    .expect("the largest schema allowed is valid");
+    // Three updates of traits every profile has; two patches taken in turn, so each write
+    // really changes the value.
+    let patches: Vec<Patch> = ["a", "b"]
+        .iter()
+        .map(|suffix| {
+            let mut patch = Patch::new();
+            for t in 0..3 {
+                let (group, name) = scaling_name(0, t);
+                patch.set(&group, &name, format!("new value {t} {suffix}"));
+            }
+            patch
+        })
+        .collect();
+    let mut group = c.benchmark_group("scaling");
+    group.throughput(Throughput::Elements(3));
+    for traits in [10, 100, 1_000, SCALING_GROUPS * SCALING_TRAITS] {
+        let mut profile = scaling_profile(traits);
+        let mut turn = 0;
+        group.bench_with_input(
+            BenchmarkId::new("ours_in_place", traits),
+            &traits,
+            |b, _| {
+                b.iter_batched(
+                    || {
+                        turn += 1;
+                        patches[turn % 2].clone()
+                    },
+                    |patch| {
+                        merge_in_place_owned(black_box(&mut profile), black_box(patch), &schema)
+                            .expect("valid patch")
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     for (size, patch_json) in PATCHES {
         bench_patch_size(c, size, patch_json);
     }
+    bench_scaling(c);
 }
 
 criterion_group!(merge_benches, benches);

@@ -4,7 +4,8 @@
 Reads criterion's estimates under target/criterion/{small,medium,large}/*/new/ and shows
 the median time per patch of every function and the ratios the performance targets use
 (ours in place / B1, ours from bytes / B2, ours immutable / B3, stamped / B1 and
-stamped / plain).
+stamped / plain), then the `scaling` group: one 3-trait patch in place on profiles of 10 to
+4,750 traits, each with its ratio to the 10-trait profile.
 """
 import json
 import os
@@ -23,6 +24,9 @@ RATIOS = [("ours_in_place", "b1_json_patch_in_place"),
           ("ours_stamped_in_place", "b1_json_patch_in_place"),
           ("ours_stamped_in_place", "ours_in_place"),
           ("ours_stamped_from_bytes", "ours_from_bytes")]
+
+
+SCALING = [10, 100, 1000, 4750]
 
 
 def median_ns(size, function):
@@ -50,6 +54,18 @@ def main():
             cells.append(f"{a / b:.2f}" if a and b else "-")
         label = base if base.startswith("ours") else base.split("_")[0].upper()
         print(f"| {ours} / {label} | " + " | ".join(cells) + " |")
+    scaling = {n: median_ns("scaling", os.path.join("ours_in_place", str(n))) for n in SCALING}
+    if any(scaling.values()):
+        print()
+        print("| `scaling/ours_in_place`, traits in the profile | " +
+              " | ".join(f"{n:,}" for n in SCALING) + " |")
+        print("|---|" + "---|" * len(SCALING))
+        print("| median ns per patch | " +
+              " | ".join(f"{scaling[n]:,.0f}" if scaling[n] else "-" for n in SCALING) + " |")
+        base = scaling[SCALING[0]]
+        print(f"| / {SCALING[0]} traits | " +
+              " | ".join(f"{scaling[n] / base:.2f}" if scaling[n] and base else "-"
+                         for n in SCALING) + " |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::names::Name;
+use crate::names::{Hashed, Name};
 use crate::patch::{Patch, TraitChange};
 use crate::stamp::Stamp;
 use crate::value::TraitValue;
@@ -82,7 +82,7 @@ impl ChangeKind {
 
 /// One trait's change as the merges take it: a name, and a value to set or `None` to
 /// remove. Values are moved in when owned, cloned when borrowed.
-pub(crate) type NamedChange<'v> = (&'v str, Option<Cow<'v, TraitValue>>);
+pub(crate) type NamedChange<'v> = (Hashed<'v>, Option<Cow<'v, TraitValue>>);
 
 /// Counts the changes a merge makes, and records them when asked to.
 pub(crate) struct ChangeLog<'c> {

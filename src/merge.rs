@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
 use crate::error::PatchError;
+use crate::names::Hashed;
 use crate::patch::{Entry, Patch, TraitChange};
 use crate::profile::{Profile, TraitGroup};
 use crate::schema::StoreSchema;
@@ -125,10 +126,9 @@ pub fn merge_in_place_owned(
     while let Some(group) = groups.next_group() {
         let candidates = NewTraitCandidates {
             entries: group.entries(),
-            names: group.names(),
         };
-        let index = find_group_with_room(profile, group.name(), candidates);
-        let group_name = group.name();
+        let index = find_group_with_room(profile, group.key(), candidates);
+        let group_name = group.key();
         let changes = group
             .drain()
             .map(|(name, change)| (name, change.into_value()));
@@ -148,13 +148,12 @@ fn apply_borrowed(
         let changes = group
             .entries
             .iter()
-            .map(|entry| (patch.entry_name(entry), entry.change.borrowed_value()));
+            .map(|entry| (patch.entry_key(entry), entry.change.borrowed_value()));
         let candidates = NewTraitCandidates {
             entries: group.entries,
-            names: patch.names(),
         };
-        let index = find_group_with_room(profile, group.name, candidates);
-        apply_group(profile, group.name, index, changes, schema, log);
+        let index = find_group_with_room(profile, group.key, candidates);
+        apply_group(profile, group.key, index, changes, schema, log);
     }
 }
 
@@ -166,7 +165,7 @@ fn apply_borrowed(
 /// `slot` says where the group is in the profile: see [`find_group_with_room`].
 fn apply_group<'v>(
     profile: &mut Profile,
-    group_name: &str,
+    group_name: Hashed<'_>,
     slot: GroupSlot,
     changes: impl Iterator<Item = NamedChange<'v>>,
     schema: &StoreSchema,
@@ -184,13 +183,13 @@ fn apply_group<'v>(
             Some(value) => {
                 let group_index = *index.get_or_insert_with(|| {
                     let group = TraitGroup::with_capacity(capacity);
-                    let (new_index, _) = profile
+                    let group_hash = group_name.hash;
+                    profile
                         .groups
-                        .insert_full(group_key.clone(), Arc::new(group));
-                    new_index
+                        .push_new(group_hash, group_key.clone(), Arc::new(group))
                 });
                 let group = &mut profile.groups[group_index];
-                match group.traits.get_index_of(name) {
+                match group.traits.find_key(name) {
                     Some(slot) if group.traits[slot] == *value => {}
                     Some(slot) => {
                         let group = Arc::make_mut(group);
@@ -207,7 +206,9 @@ fn apply_group<'v>(
                             .resolve(name)
                             .expect("validated: the group declares every trait of the patch");
                         let group = Arc::make_mut(group);
-                        group.traits.insert(key.clone(), value.into_owned());
+                        group
+                            .traits
+                            .push_new(name.hash, key.clone(), value.into_owned());
                         let stored = &group.traits[group.traits.len() - 1];
                         log.note(group_key, key, || ChangeKind::Added {
                             value: stored.clone(),
@@ -218,7 +219,7 @@ fn apply_group<'v>(
             None => {
                 let Some(group_index) = index else { continue };
                 let group = &mut profile.groups[group_index];
-                let Some(slot) = group.traits.get_index_of(name) else {
+                let Some(slot) = group.traits.find_key(name) else {
                     continue;
                 };
                 let (key, old) = Arc::make_mut(group)
@@ -240,7 +241,6 @@ fn apply_group<'v>(
 #[derive(Clone, Copy)]
 struct NewTraitCandidates<'a> {
     entries: &'a [Entry],
-    names: &'a str,
 }
 
 impl<'a> NewTraitCandidates<'a> {
@@ -252,15 +252,14 @@ impl<'a> NewTraitCandidates<'a> {
 }
 
 /// Finds the group `name` in the profile and, if present, grows it once for all the traits
-/// `candidates` will add, instead of doubling its table step by step while adding them (half
-/// the time of the large bench patch went to regrowing). Counts exactly, so a patch that
-/// adds nothing allocates nothing here.
+/// `candidates` may add, instead of doubling its table step by step while adding them (half
+/// the time of the large bench patch went to regrowing).
 fn find_group_with_room(
     profile: &mut Profile,
-    name: &str,
+    name: Hashed<'_>,
     candidates: NewTraitCandidates<'_>,
 ) -> GroupSlot {
-    match profile.groups.get_index_of(name) {
+    match profile.groups.find_key(name) {
         Some(index) => {
             reserve_for_new_traits(profile, index, candidates);
             GroupSlot::Present(index)
@@ -279,21 +278,16 @@ enum GroupSlot {
 }
 
 fn reserve_for_new_traits(profile: &mut Profile, index: usize, candidates: NewTraitCandidates<'_>) {
-    // A few inserts regrow a table at most once or twice, which costs less than looking
-    // every set trait up twice to count the new ones.
+    // A few inserts regrow a group at most once or twice. Past that, room for every set
+    // trait, new or not: counting the new ones exactly looked each of them up once more,
+    // and a group holds at most the 95 traits of its schema anyway.
     const FEW_SETS: usize = 8;
     let traits = &profile.groups[index].traits;
     let spare = traits.capacity() - traits.len();
-    let sets = candidates.sets();
-    if sets.clone().count() <= spare.max(FEW_SETS) {
-        return;
-    }
-    let new = sets
-        .filter(|entry| !traits.contains_key(entry.name.of(candidates.names)))
-        .count();
-    if new > spare {
+    let sets = candidates.sets().count();
+    if sets > spare.max(FEW_SETS) {
         Arc::make_mut(&mut profile.groups[index])
             .traits
-            .reserve(new);
+            .reserve(sets);
     }
 }

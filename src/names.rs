@@ -1,24 +1,516 @@
 //! Names of trait groups and traits, and the ordered maps keyed by them.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::ops::{Deref, Index, IndexMut};
+use std::sync::{Arc, OnceLock};
 
-use indexmap::IndexMap;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+/// Bytes of a name kept inline, without an allocation; longer names are shared.
+const INLINE: usize = 22;
 
 /// A group or trait name.
 ///
-/// Shared, not copied: a trait that a patch adds to a profile takes its key from the schema,
-/// so adding it allocates no name.
-pub(crate) type Name = Arc<str>;
+/// Names of up to 22 bytes (nearly all: the bench profile's longest has 20) are kept inline,
+/// so a profile's trait costs no allocation for its name and copying one costs no reference
+/// count; longer ones are shared behind an `Arc`.
+#[derive(Clone)]
+pub(crate) struct Name(Repr);
 
-/// An insertion-ordered map keyed by names.
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+impl Name {
+    fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)])
+                .expect("an inline name is copied from a str whole"),
+            Repr::Shared(text) => text,
+        }
+    }
+
+    /// The name's bytes, without the UTF-8 check of [`Name::as_str`].
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Shared(text) => text.as_bytes(),
+        }
+    }
+}
+
+impl From<&str> for Name {
+    fn from(text: &str) -> Self {
+        if text.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            let len = u8::try_from(text.len()).expect("at most INLINE bytes");
+            Name(Repr::Inline { len, bytes })
+        } else {
+            Name(Repr::Shared(Arc::from(text)))
+        }
+    }
+}
+
+impl From<String> for Name {
+    fn from(text: String) -> Self {
+        Name::from(text.as_str())
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    /// Byte order, which is `str`'s order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The hash of a name, the same for every map of the process: a schema's names are hashed
+/// once and the hash used again in profiles.
 ///
-/// Hashed with foldhash, seeded per process: names are short, and with the standard
-/// SipHash, hashing was most of the time of a small merge (benches: `ours_in_place`).
-pub(crate) type NameMap<V> = IndexMap<Name, V, foldhash::fast::RandomState>;
+/// foldhash, seeded once per process at random (hostile names cannot be chosen to collide).
+pub(crate) fn hash_name(name: &str) -> u32 {
+    hash_bytes(name.as_bytes())
+}
+
+fn hash_bytes(name: &[u8]) -> u32 {
+    static STATE: OnceLock<foldhash::fast::FixedState> = OnceLock::new();
+    let state = STATE.get_or_init(|| {
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0_u8);
+        foldhash::fast::FixedState::with_seed(seed)
+    });
+    let hash = state.hash_one(name);
+    (hash ^ (hash >> 32)) as u32
+}
+
+impl Name {
+    /// The name's hash, as [`hash_name`] gives it for the same text.
+    pub(crate) fn hash(&self) -> u32 {
+        hash_bytes(self.as_bytes())
+    }
+}
+
+/// A name with its hash: hashed once, when a patch is read, and looked up with that hash
+/// in the schema and the profile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hashed<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) hash: u32,
+}
+
+/// Maps with at most this many entries find a name by scanning its hashes; larger ones keep
+/// a table.
+const LINEAR: usize = 8;
+
+/// A marker for an empty slot of the table.
+const EMPTY: u32 = u32::MAX;
+
+/// An insertion-ordered map keyed by names: the entries in a vector, each with its name's
+/// 32-bit hash, and past a few entries an open-addressing table of `u32` positions.
+///
+/// About 64 bytes per trait of a profile plus 4 to 8 for the table, where an `IndexMap` with
+/// shared names took about 95 and an allocation per name (`tests/alloc.rs`).
+#[derive(Clone)]
+pub(crate) struct NameMap<V> {
+    entries: Vec<Bucket<V>>,
+    /// Positions in `entries`, by hash; empty while there are at most [`LINEAR`] entries.
+    table: Vec<u32>,
+}
+
+/// One entry of a [`NameMap`].
+#[derive(Clone)]
+pub(crate) struct Bucket<V> {
+    hash: u32,
+    key: Name,
+    value: V,
+}
+
+impl<V> Default for NameMap<V> {
+    fn default() -> Self {
+        NameMap {
+            entries: Vec::new(),
+            table: Vec::new(),
+        }
+    }
+}
+
+/// Spreads a 32-bit hash over a table's slots.
+fn slot_of(hash: u32, mask: usize) -> usize {
+    (u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+}
+
+impl<V> NameMap<V> {
+    /// An empty map with room for `capacity` entries, in the vector and the table.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let mut map = NameMap {
+            entries: Vec::with_capacity(capacity),
+            table: Vec::new(),
+        };
+        if capacity > LINEAR {
+            map.rebuild_table_for(capacity);
+        }
+        map
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
+    /// The position of `name`, whose hash is `hash`.
+    pub(crate) fn find(&self, hash: u32, name: &str) -> Option<usize> {
+        self.find_bytes(hash, name.as_bytes())
+    }
+
+    /// The position of `key`.
+    pub(crate) fn find_key(&self, key: Hashed<'_>) -> Option<usize> {
+        self.find_bytes(key.hash, key.name.as_bytes())
+    }
+
+    fn find_bytes(&self, hash: u32, name: &[u8]) -> Option<usize> {
+        let matches = |bucket: &Bucket<V>| bucket.hash == hash && bucket.key.as_bytes() == name;
+        if self.table.is_empty() {
+            return self.entries.iter().position(matches);
+        }
+        let mask = self.table.len() - 1;
+        let mut slot = slot_of(hash, mask);
+        loop {
+            let at = self.table[slot];
+            if at == EMPTY {
+                return None;
+            }
+            if matches(&self.entries[at as usize]) {
+                return Some(at as usize);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    pub(crate) fn get_index_of(&self, name: &str) -> Option<usize> {
+        self.find(hash_name(name), name)
+    }
+
+    pub(crate) fn contains_key(&self, name: &str) -> bool {
+        self.get_index_of(name).is_some()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&V> {
+        self.get_index_of(name).map(|at| &self.entries[at].value)
+    }
+
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        let at = self.get_index_of(name)?;
+        Some(&mut self.entries[at].value)
+    }
+
+    pub(crate) fn get_key_value(&self, name: &str) -> Option<(&Name, &V)> {
+        self.get_index_of(name)
+            .map(|at| self.get_index(at).expect("found"))
+    }
+
+    pub(crate) fn get_index(&self, at: usize) -> Option<(&Name, &V)> {
+        self.entries.get(at).map(|b| (&b.key, &b.value))
+    }
+
+    pub(crate) fn get_index_mut(&mut self, at: usize) -> Option<(&Name, &mut V)> {
+        self.entries.get_mut(at).map(|b| (&b.key, &mut b.value))
+    }
+
+    /// Inserts `key` at the end, or replaces its value where it is (keeping the key);
+    /// returns its position and the old value.
+    pub(crate) fn insert_full(&mut self, key: Name, value: V) -> (usize, Option<V>) {
+        let hash = key.hash();
+        if let Some(at) = self.find_bytes(hash, key.as_bytes()) {
+            return (
+                at,
+                Some(std::mem::replace(&mut self.entries[at].value, value)),
+            );
+        }
+        (self.push_new(hash, key, value), None)
+    }
+
+    pub(crate) fn insert(&mut self, key: Name, value: V) -> Option<V> {
+        self.insert_full(key, value).1
+    }
+
+    /// Appends `key`, known absent, whose hash is `hash`; returns its position.
+    pub(crate) fn push_new(&mut self, hash: u32, key: Name, value: V) -> usize {
+        let at = self.entries.len();
+        self.entries.push(Bucket { hash, key, value });
+        // A table, once made, holds every entry.
+        if self.table.is_empty() {
+            if self.entries.len() > LINEAR {
+                self.rebuild_table();
+            }
+        } else if self.entries.len() * 3 > self.table.len() * 2 {
+            self.rebuild_table();
+        } else {
+            let position = u32::try_from(at).expect("fewer than 2^32 entries");
+            Self::place(&mut self.table, hash, position);
+        }
+        at
+    }
+
+    fn place(table: &mut [u32], hash: u32, position: u32) {
+        let mask = table.len() - 1;
+        let mut slot = slot_of(hash, mask);
+        while table[slot] != EMPTY {
+            slot = (slot + 1) & mask;
+        }
+        table[slot] = position;
+    }
+
+    /// Remakes the table for the entries as they are: at most two thirds full.
+    fn rebuild_table(&mut self) {
+        self.rebuild_table_for(self.entries.len());
+    }
+
+    /// Remakes the table, sized for `len` entries (at least as many as there are).
+    fn rebuild_table_for(&mut self, len: usize) {
+        if len <= LINEAR {
+            self.table = Vec::new();
+            return;
+        }
+        let size = (len * 3 / 2 + 1).next_power_of_two();
+        self.table.clear();
+        self.table.resize(size, EMPTY);
+        for (position, bucket) in self.entries.iter().enumerate() {
+            let position = u32::try_from(position).expect("fewer than 2^32 entries");
+            Self::place(&mut self.table, bucket.hash, position);
+        }
+    }
+
+    /// Removes the entry at `at`, shifting the later ones down.
+    pub(crate) fn shift_remove_index(&mut self, at: usize) -> Option<(Name, V)> {
+        if at >= self.entries.len() {
+            return None;
+        }
+        let bucket = self.entries.remove(at);
+        if !self.table.is_empty() {
+            if self.entries.len() <= LINEAR {
+                self.table = Vec::new();
+            } else {
+                self.rebuild_table();
+            }
+        }
+        Some((bucket.key, bucket.value))
+    }
+
+    pub(crate) fn shift_remove(&mut self, name: &str) -> Option<V> {
+        let at = self.get_index_of(name)?;
+        self.shift_remove_index(at).map(|(_, value)| value)
+    }
+
+    /// Inserts `key`, absent, at position `at`.
+    pub(crate) fn shift_insert(&mut self, at: usize, key: Name, value: V) {
+        let hash = key.hash();
+        self.entries.insert(at, Bucket { hash, key, value });
+        if self.entries.len() > LINEAR {
+            self.rebuild_table();
+        }
+    }
+
+    pub(crate) fn sort_by(&mut self, mut compare: impl FnMut(&Name, &V, &Name, &V) -> Ordering) {
+        self.entries
+            .sort_by(|a, b| compare(&a.key, &a.value, &b.key, &b.value));
+        if !self.table.is_empty() {
+            self.rebuild_table();
+        }
+    }
+
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Name, &mut V) -> bool) {
+        let before = self.entries.len();
+        self.entries.retain_mut(|b| keep(&b.key, &mut b.value));
+        if self.entries.len() != before {
+            self.rebuild_table();
+        }
+    }
+
+    pub(crate) fn partition_point(&self, mut before: impl FnMut(&Name, &V) -> bool) -> usize {
+        self.entries.partition_point(|b| before(&b.key, &b.value))
+    }
+
+    /// Makes room for `additional` more entries, in the vector and the table.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.entries.reserve_exact(additional);
+        let len = self.entries.len() + additional;
+        if len > LINEAR && len * 3 > self.table.len() * 2 {
+            self.rebuild_table_for(len);
+        }
+    }
+
+    /// Gives back spare capacity, for maps that are read far more than grown.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
+    pub(crate) fn iter(&self) -> Iter<'_, V> {
+        Iter(self.entries.iter())
+    }
+
+    pub(crate) fn values(&self) -> impl ExactSizeIterator<Item = &V> + Clone {
+        self.entries.iter().map(|b| &b.value)
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl ExactSizeIterator<Item = &mut V> {
+        self.entries.iter_mut().map(|b| &mut b.value)
+    }
+}
+
+/// The entries of a [`NameMap`], in order.
+pub(crate) struct Iter<'a, V>(std::slice::Iter<'a, Bucket<V>>);
+
+impl<V> Clone for Iter<'_, V> {
+    fn clone(&self) -> Self {
+        Iter(self.0.clone())
+    }
+}
+
+impl<'a, V> Iterator for Iter<'a, V> {
+    type Item = (&'a Name, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|b| (&b.key, &b.value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl<V> ExactSizeIterator for Iter<'_, V> {}
+
+impl<V> DoubleEndedIterator for Iter<'_, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|b| (&b.key, &b.value))
+    }
+}
+
+impl<'a, V> IntoIterator for &'a NameMap<V> {
+    type Item = (&'a Name, &'a V);
+    type IntoIter = Iter<'a, V>;
+
+    fn into_iter(self) -> Iter<'a, V> {
+        self.iter()
+    }
+}
+
+impl<'a, V> IntoIterator for &'a mut NameMap<V> {
+    type Item = (&'a Name, &'a mut V);
+    type IntoIter = std::iter::Map<
+        std::slice::IterMut<'a, Bucket<V>>,
+        fn(&'a mut Bucket<V>) -> (&'a Name, &'a mut V),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter_mut().map(|b| (&b.key, &mut b.value))
+    }
+}
+
+impl<V> IntoIterator for NameMap<V> {
+    type Item = (Name, V);
+    type IntoIter = std::iter::Map<std::vec::IntoIter<Bucket<V>>, fn(Bucket<V>) -> (Name, V)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter().map(|b| (b.key, b.value))
+    }
+}
+
+impl<V> FromIterator<(Name, V)> for NameMap<V> {
+    fn from_iter<I: IntoIterator<Item = (Name, V)>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut map = NameMap::with_capacity(iter.size_hint().0);
+        for (key, value) in iter {
+            map.insert(key, value);
+        }
+        map
+    }
+}
+
+impl<V> Index<usize> for NameMap<V> {
+    type Output = V;
+
+    fn index(&self, at: usize) -> &V {
+        &self.entries[at].value
+    }
+}
+
+impl<V> IndexMut<usize> for NameMap<V> {
+    fn index_mut(&mut self, at: usize) -> &mut V {
+        &mut self.entries[at].value
+    }
+}
+
+impl<V: PartialEq> PartialEq for NameMap<V> {
+    /// Equal as maps: the same names with equal values, in any order.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.entries.iter().all(|b| {
+                other
+                    .find_bytes(b.hash, b.key.as_bytes())
+                    .is_some_and(|at| other.entries[at].value == b.value)
+            })
+    }
+}
+
+impl<V: fmt::Debug> fmt::Debug for NameMap<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
 
 /// Deserializes a JSON object into a [`NameMap`], refusing a key that appears twice.
 pub(crate) fn deserialize_unique_map<'de, D, V>(d: D) -> Result<NameMap<V>, D::Error>
@@ -36,17 +528,17 @@ where
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NameMap<V>, A::Error> {
-            let mut out = NameMap::with_capacity_and_hasher(
-                map.size_hint().unwrap_or(0).min(256),
-                Default::default(),
-            );
+            let mut out = NameMap::with_capacity(map.size_hint().unwrap_or(0).min(256));
             while let Some(key) = map.next_key_seed(KeySeed)? {
-                if out.contains_key(key.as_ref()) {
+                let hash = hash_name(&key);
+                if out.find(hash, &key).is_some() {
                     return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
                 }
                 let value = map.next_value()?;
-                out.insert(Name::from(key.as_ref()), value);
+                out.push_new(hash, Name::from(key.as_ref()), value);
             }
+            // Read far more than grown: no spare room kept.
+            out.shrink_to_fit();
             Ok(out)
         }
     }
@@ -87,5 +579,57 @@ impl<'de> de::DeserializeSeed<'de> for KeySeed {
         }
 
         d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_takes_three_words() {
+        assert_eq!(std::mem::size_of::<Name>(), 24);
+    }
+
+    #[test]
+    fn a_presized_or_reserved_map_finds_its_first_entries() {
+        let mut presized = NameMap::with_capacity(20);
+        let mut reserved = NameMap::default();
+        reserved.insert(Name::from("first"), 0);
+        reserved.reserve(20);
+        for i in 1..20 {
+            presized.insert(Name::from(format!("t{i}")), i);
+            reserved.insert(Name::from(format!("t{i}")), i);
+        }
+        for i in 1..20 {
+            assert_eq!(presized.get(&format!("t{i}")), Some(&i));
+            assert_eq!(reserved.get(&format!("t{i}")), Some(&i));
+        }
+        assert_eq!(reserved.get("first"), Some(&0));
+    }
+
+    #[test]
+    fn a_map_finds_every_name_through_growth_removal_and_sorting() {
+        let mut map = NameMap::default();
+        let names: Vec<String> = (0..200)
+            .map(|i| format!("trait-name-number-{i:04}"))
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(map.insert(Name::from(name.as_str()), i), None);
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(map.get(name), Some(&i));
+        }
+        assert_eq!(map.shift_remove("trait-name-number-0007"), Some(7));
+        assert_eq!(map.get_index_of("trait-name-number-0008"), Some(7));
+        map.sort_by(|a, _, b, _| b.cmp(a));
+        assert_eq!(map.get_index_of("trait-name-number-0199"), Some(0));
+        map.retain(|_, v| *v % 2 == 0);
+        assert_eq!(map.len(), 100);
+        assert!(map.get("trait-name-number-0003").is_none());
+        assert_eq!(map.get("trait-name-number-0004"), Some(&4));
+        map.shift_insert(0, Name::from("x"), 1000);
+        assert_eq!(map.get_index_of("x"), Some(0));
+        assert_eq!(map.get("trait-name-number-0004"), Some(&4));
     }
 }

@@ -14,7 +14,7 @@ use crate::value::TraitValue;
 ///
 /// A group inside a [`Profile`] is never empty: a group left with no traits is dropped.
 ///
-/// Equality compares the traits as a map, like JSON objects and `IndexMap`: two groups with
+/// Equality compares the traits as a map, like JSON objects: two groups with
 /// the same traits in another order are equal. Order is still kept and serialized.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TraitGroup {
@@ -24,7 +24,7 @@ pub struct TraitGroup {
 impl TraitGroup {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         TraitGroup {
-            traits: NameMap::with_capacity_and_hasher(capacity, Default::default()),
+            traits: NameMap::with_capacity(capacity),
         }
     }
 
@@ -164,11 +164,11 @@ impl Profile {
     /// This is for building profiles, for example from a store. Requests go through
     /// [`merge`](crate::merge), which checks them against the schema.
     pub fn insert(&mut self, group: &str, name: &str, value: TraitValue) -> Option<TraitValue> {
-        let group = match self.groups.get_mut(group) {
-            Some(existing) => existing,
-            None => self.groups.entry(Name::from(group)).or_default(),
+        let index = match self.groups.get_index_of(group) {
+            Some(index) => index,
+            None => self.groups.insert_full(Name::from(group), Arc::default()).0,
         };
-        let group = Arc::make_mut(group);
+        let group = Arc::make_mut(&mut self.groups[index]);
         match group.traits.get_mut(name) {
             Some(slot) => Some(std::mem::replace(slot, value)),
             None => {
@@ -264,6 +264,7 @@ impl<'de> Deserialize<'de> for Profile {
                                 .filter(|(_, group)| !group.is_empty())
                                 .map(|(name, group)| (name, Arc::new(group)))
                                 .collect();
+                            profile.groups.shrink_to_fit();
                         }
                     }
                 }

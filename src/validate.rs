@@ -72,7 +72,7 @@ fn check_patch(schema: &StoreSchema, patch: &Patch, out: &mut Violations) {
         if out.is_truncated() {
             return;
         }
-        match schema.group(group.name) {
+        match schema.resolve(group.key).map(|(_, definition)| definition) {
             Some(definition) => check_group(definition, limits, patch, &group, out),
             None => out.push(Violation::new(
                 ViolationKind::UnknownGroup,
@@ -105,8 +105,9 @@ fn check_group(
         if out.is_truncated() {
             return;
         }
-        let name = patch.entry_name(entry);
-        let Some(trait_definition) = definition.trait_definition(name) else {
+        let key = patch.entry_key(entry);
+        let name = key.name;
+        let Some((_, trait_definition)) = definition.resolve(key) else {
             out.push(Violation::new(
                 ViolationKind::UnknownTrait,
                 trait_pointer(group.name, name),

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
 use crate::error::PatchError;
-use crate::names::Name;
+use crate::names::{Hashed, Name};
 use crate::patch::Patch;
 use crate::schema::{GroupDefinition, StoreSchema};
 use crate::stamp::Stamp;
@@ -65,8 +65,8 @@ impl StoredProfile {
             let writes = group
                 .entries
                 .iter()
-                .map(|entry| (patch.entry_name(entry), entry.change.borrowed_value()));
-            self.apply_group(group.name, writes, schema, stamp, &mut log);
+                .map(|entry| (patch.entry_key(entry), entry.change.borrowed_value()));
+            self.apply_group(group.key, writes, schema, stamp, &mut log);
         }
         Ok(changes)
     }
@@ -102,7 +102,7 @@ impl StoredProfile {
         let mut log = ChangeLog::counting();
         let mut groups = patch.into_groups();
         while let Some(group) = groups.next_group() {
-            let name = group.name();
+            let name = group.key();
             let writes = group
                 .drain()
                 .map(|(name, change)| (name, change.into_value()));
@@ -114,7 +114,7 @@ impl StoredProfile {
     /// Applies the writes of one validated group at `stamp`.
     fn apply_group<'v>(
         &mut self,
-        group_name: &str,
+        group_name: Hashed<'_>,
         writes: impl Iterator<Item = NamedChange<'v>>,
         schema: &StoreSchema,
         stamp: Stamp,
@@ -123,14 +123,14 @@ impl StoredProfile {
         let (group_rank, group_key, definition) = schema
             .resolve_ranked(group_name)
             .expect("validated: the schema declares every group of the patch");
-        let mut group_index = self.groups.get_index_of(group_name);
+        let mut group_index = self.groups.find_key(group_name);
         let mut appended = false;
         for (name, value) in writes {
             let (trait_rank, trait_key) = definition
                 .resolve_ranked(name)
                 .expect("validated: the group declares every trait of the patch");
             let existing = group_index
-                .and_then(|index| Some((index, self.groups[index].traits.get_index_of(name)?)));
+                .and_then(|index| Some((index, self.groups[index].traits.find_key(name)?)));
             let Some((index, slot)) = existing else {
                 if stamp <= self.horizon {
                     log.note_stale(group_key, trait_key, self.horizon);
@@ -144,7 +144,7 @@ impl StoredProfile {
                     value: value.map(|v| v.into_owned()),
                 };
                 let traits = &mut self.groups[index].traits;
-                let (at, _) = traits.insert_full(trait_key.clone(), entry);
+                let at = traits.push_new(name.hash, trait_key.clone(), entry);
                 appended = true;
                 let new = &traits[at].value;
                 log.note(group_key, trait_key, || match new {
@@ -197,7 +197,7 @@ impl StoredProfile {
         }
         let at = self
             .groups
-            .partition_point(|name, group| (group.rank, &**name) < (rank, &**key));
+            .partition_point(|name, group| (group.rank, name) < (rank, key));
         let group = StoredGroup {
             rank,
             traits: Default::default(),

@@ -95,12 +95,12 @@ impl<'de> Deserialize<'de> for StoredProfile {
     /// malformed stamps and empty groups; keeps the order as stored.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = StoredWire::deserialize(d)?;
-        let mut groups = NameMap::default();
+        let mut groups = NameMap::with_capacity(wire.traits.len());
         for (group_rank, (name, GroupWire(entries))) in wire.traits.into_iter().enumerate() {
             if entries.is_empty() {
                 return Err(de::Error::custom(EmptyGroup(&name)));
             }
-            let mut traits = NameMap::default();
+            let mut traits = NameMap::with_capacity(entries.len());
             for (rank, (trait_name, entry)) in entries.into_iter().enumerate() {
                 let stamp =
                     Stamp::with_text(&entry.time, entry.tiebreak).map_err(de::Error::custom)?;
