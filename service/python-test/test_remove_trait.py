@@ -102,7 +102,8 @@ class RemoveTraitTest(unittest.TestCase):
     def test_patch_with_none_does_not_remove_the_trait(self):
         client = self.client()
         profile_id = self.create(
-            client, {"Contact": {"firstName": "Alyssa", "lastName": "Hacker"}}
+            client,
+            {"Contact": {"email": "drop@example.com", "firstName": "Alyssa", "lastName": "Hacker"}},
         )
         # What the caller means: remove firstName, set city. What is sent: set city only.
         client.memory.v1.profiles(STORE, profile_id).patch(
@@ -115,13 +116,21 @@ class RemoveTraitTest(unittest.TestCase):
         )
         self.assertEqual(
             traits,
-            {"Contact": {"firstName": "Alyssa", "lastName": "Hacker", "city": "Paris"}},
+            {
+                "Contact": {
+                    "email": "drop@example.com",
+                    "firstName": "Alyssa",
+                    "lastName": "Hacker",
+                    "city": "Paris",
+                }
+            },
         )
 
     def test_the_http_client_workaround_removes_the_trait(self):
         client = self.client()
         profile_id = self.create(
-            client, {"Contact": {"firstName": "Alyssa", "lastName": "Hacker"}}
+            client,
+            {"Contact": {"email": "remove@example.com", "firstName": "Alyssa", "lastName": "Hacker"}},
         )
         url = f"{self.base_url}/v1/Stores/{STORE}/Profiles/{profile_id}"
         # `http_client.request` (TwilioHttpClient) hands a dict to `requests` as `json=` when
@@ -142,7 +151,10 @@ class RemoveTraitTest(unittest.TestCase):
         traits = self.traits_when(
             client, profile_id, lambda t: t["Contact"].get("city") == "Paris"
         )
-        self.assertEqual(traits, {"Contact": {"lastName": "Hacker", "city": "Paris"}})
+        self.assertEqual(
+            traits,
+            {"Contact": {"email": "remove@example.com", "lastName": "Hacker", "city": "Paris"}},
+        )
 
 
 if __name__ == "__main__":
