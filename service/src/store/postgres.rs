@@ -29,6 +29,7 @@
 //! meanwhile follows the redirect (joining and applying commute per trait, by stamp).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -86,20 +87,65 @@ CREATE INDEX IF NOT EXISTS redirects_target ON redirects (target);
 /// patches) across instances; also taken while creating the tables.
 const IDENTITY_LOCK: i64 = 0x7072_6f66_696c_6501;
 
-/// A patch of no identifier trait: accepted if the profile is live, in one statement.
-const PLAIN_PATCH: &str = "\
-WITH live AS (SELECT id FROM accepted WHERE id = $1 FOR SHARE)
-INSERT INTO ops (seq, micros, event_time, profile, kind, body)
-SELECT nextval('op_seq'), $2, $3, id, 'patch', $4 FROM live
-RETURNING seq";
+/// Patches of no identifier trait, several at once (group commit): each accepted if its
+/// profile is live in the statement's snapshot; answers the live profiles. No lock is
+/// needed: a delete or join committed after that snapshot is ordered after the patch, and
+/// the result is the same whichever order the workers apply them in (a patch applied after
+/// its profile's delete changes nothing, one applied after its profile's join goes to the
+/// profile it was joined into).
+const PLAIN_PATCHES: &str = "\
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::bool[], $4::bytea[], $5::int4[])
+        AS i(id, micros, event_time, body, n)
+), live AS (
+    SELECT id FROM accepted WHERE id = ANY($1)
+), inserted AS (
+    INSERT INTO ops (seq, micros, event_time, profile, kind, body)
+    SELECT nextval('op_seq'), i.micros, i.event_time, i.id, 'patch', i.body
+    FROM input i WHERE i.id IN (SELECT id FROM live) ORDER BY i.n
+    RETURNING profile
+)
+SELECT DISTINCT profile FROM inserted";
+
+/// How many requests one batched statement takes at most.
+const MAX_BATCH: usize = 512;
+
+/// How many plain-patch statements an instance keeps in flight at once.
+const PLAIN_BATCHERS: usize = 4;
+
+/// Where several profiles stand, at once.
+const LOCATE: &str = "\
+SELECT i.id, EXISTS (SELECT 1 FROM accepted a WHERE a.id = i.id),
+    (SELECT r.target FROM redirects r WHERE r.id = i.id)
+FROM unnest($1::text[]) AS i(id)";
+
+/// How many locate statements an instance keeps in flight at once.
+const LOCATE_BATCHERS: usize = 2;
+
+/// A `locate` waiting for its batch.
+struct Locating {
+    id: ProfileId,
+    answer: tokio::sync::oneshot::Sender<Result<Located, StoreError>>,
+}
+
+/// A patch of no identifier trait, waiting for its batch.
+struct PlainPatch {
+    id: ProfileId,
+    micros: i64,
+    event_time: bool,
+    body: Vec<u8>,
+    /// Whether it was accepted (its profile live), once committed.
+    answer: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+}
 
 /// Claims unapplied operations no other worker holds.
 const CLAIM: &str = "\
 SELECT seq, micros, event_time, profile, kind, created_at, body, joined FROM ops
-WHERE NOT applied ORDER BY seq LIMIT 256 FOR UPDATE SKIP LOCKED";
+WHERE NOT applied ORDER BY seq LIMIT 1024 FOR UPDATE SKIP LOCKED";
 
-/// How many operations a worker claims at most at once (see `CLAIM`).
-const WORKERS_PER_INSTANCE: usize = 2;
+/// How many workers each instance runs (instances' workers share the work through
+/// `SKIP LOCKED`; within one instance, a second would mostly wait for the first's row locks).
+const WORKERS_PER_INSTANCE: usize = 1;
 
 /// The PostgreSQL storage.
 pub(crate) struct Postgres {
@@ -109,6 +155,10 @@ pub(crate) struct Postgres {
     clock: AtomicI64,
     /// Wakes this instance's workers after an accepted write.
     wake: Arc<tokio::sync::Notify>,
+    /// Plain patches, to the batchers.
+    plain: tokio::sync::mpsc::UnboundedSender<PlainPatch>,
+    /// Locates, to their batchers.
+    locating: tokio::sync::mpsc::UnboundedSender<Locating>,
 }
 
 /// What the service reports at start on PostgreSQL.
@@ -224,11 +274,31 @@ impl Postgres {
                 Arc::clone(&wake),
             ));
         }
+        let (plain, plain_rx) = tokio::sync::mpsc::unbounded_channel();
+        let plain_rx = Arc::new(tokio::sync::Mutex::new(plain_rx));
+        for _ in 0..PLAIN_BATCHERS {
+            tokio::spawn(run_batcher(
+                pool.clone(),
+                Arc::clone(&plain_rx),
+                commit_plain,
+            ));
+        }
+        let (locating, locating_rx) = tokio::sync::mpsc::unbounded_channel();
+        let locating_rx = Arc::new(tokio::sync::Mutex::new(locating_rx));
+        for _ in 0..LOCATE_BATCHERS {
+            tokio::spawn(run_batcher(
+                pool.clone(),
+                Arc::clone(&locating_rx),
+                locate_batch,
+            ));
+        }
         let storage = Postgres {
+            locating,
             pool,
             schema,
             clock: AtomicI64::new(row.get(0)),
             wake,
+            plain,
         };
         Ok((storage, report))
     }
@@ -249,27 +319,33 @@ impl Postgres {
         (now.max(last + 1), false)
     }
 
-    /// A patch of no identifier trait.
+    /// A patch of no identifier trait: committed with the others waiting at that moment.
     async fn plain_patch(
         &self,
-        id: &ProfileId,
-        body: &[u8],
+        id: ProfileId,
+        body: Vec<u8>,
         event_time: Option<Stamp>,
     ) -> Result<Vec<ProfileId>, StoreError> {
-        let client = self.pool.get().await.map_err(unavailable)?;
-        let statement = client
-            .prepare_cached(PLAIN_PATCH)
-            .await
-            .map_err(unavailable)?;
         let (micros, from_event) = self.instant(event_time);
-        let rows = client
-            .query(&statement, &[&id.as_str(), &micros, &from_event, &body])
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let patch = PlainPatch {
+            id: id.clone(),
+            micros,
+            event_time: from_event,
+            body,
+            answer,
+        };
+        self.plain
+            .send(patch)
+            .map_err(|_| unavailable("the batchers stopped"))?;
+        let live = answered
             .await
-            .map_err(unavailable)?;
-        if rows.is_empty() {
-            return Err(not_live(&**client, id).await);
+            .map_err(|_| unavailable("the batchers stopped"))??;
+        if !live {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            return Err(not_live(&**client, &id).await);
         }
-        Ok(vec![id.clone()])
+        Ok(vec![id])
     }
 
     /// A create, bulk upsert, delete or identifier patch: under the identity lock.
@@ -629,25 +705,17 @@ async fn write_accepted(
 impl Storage for Postgres {
     fn locate<'a>(&'a self, id: &'a ProfileId) -> Pending<'a, Result<Located, StoreError>> {
         Box::pin(async move {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let statement = client
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM accepted WHERE id = $1), \
-                     (SELECT target FROM redirects WHERE id = $1)",
-                )
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let locating = Locating {
+                id: id.clone(),
+                answer,
+            };
+            self.locating
+                .send(locating)
+                .map_err(|_| unavailable("the batchers stopped"))?;
+            answered
                 .await
-                .map_err(unavailable)?;
-            let row = client
-                .query_one(&statement, &[&id.as_str()])
-                .await
-                .map_err(unavailable)?;
-            let live: bool = row.get(0);
-            let moved: Option<&str> = row.get(1);
-            Ok(match (live, moved) {
-                (true, _) => Located::Live,
-                (false, Some(to)) => Located::Moved(parse_id(to)?),
-                (false, None) => Located::Missing,
-            })
+                .map_err(|_| unavailable("the batchers stopped"))?
         })
     }
 
@@ -677,7 +745,7 @@ impl Storage for Postgres {
                 Write::Patch { id, patch, body }
                     if identity::identifier_part(&self.schema, &patch).is_empty() =>
                 {
-                    self.plain_patch(&id, &body, event_time).await
+                    self.plain_patch(id, body, event_time).await
                 }
                 write => self.resolving(write, event_time).await,
             };
@@ -710,6 +778,119 @@ impl Storage for Postgres {
             .transpose()
         })
     }
+}
+
+// ---- the plain-patch batchers ----
+
+/// A request that waits in a batch for one statement, and the answer it gets.
+trait Batched: Send + 'static {
+    type Answer: Send;
+    fn answer(self, answer: Result<Self::Answer, StoreError>);
+}
+
+impl Batched for PlainPatch {
+    type Answer = bool;
+    fn answer(self, answer: Result<bool, StoreError>) {
+        let _ = self.answer.send(answer);
+    }
+}
+
+impl Batched for Locating {
+    type Answer = Located;
+    fn answer(self, answer: Result<Located, StoreError>) {
+        let _ = self.answer.send(answer);
+    }
+}
+
+/// Takes every request waiting in `queue` (up to [`MAX_BATCH`]) into one statement (for
+/// writes, one commit), and answers each; several run at once, so that a batch fills while
+/// another is in the database.
+async fn run_batcher<T, F>(
+    pool: Pool,
+    queue: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<T>>>,
+    run: impl Fn(Pool, Arc<Vec<T>>) -> F + Send + 'static,
+) where
+    T: Batched + Sync,
+    F: Future<Output = Result<Vec<T::Answer>, StoreError>> + Send,
+{
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        let batch = Arc::new(batch);
+        let result = run(pool.clone(), Arc::clone(&batch)).await;
+        let batch = Arc::into_inner(batch).expect("the statement is done with the batch");
+        match result {
+            Ok(answers) => {
+                for (request, answer) in batch.into_iter().zip(answers) {
+                    request.answer(Ok(answer));
+                }
+            }
+            Err(error) => {
+                for request in batch {
+                    request.answer(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Where each of `batch` stands.
+async fn locate_batch(pool: Pool, batch: Arc<Vec<Locating>>) -> Result<Vec<Located>, StoreError> {
+    let client = pool.get().await.map_err(unavailable)?;
+    let statement = client.prepare_cached(LOCATE).await.map_err(unavailable)?;
+    let ids: Vec<&str> = batch.iter().map(|l| l.id.as_str()).collect();
+    let rows = client
+        .query(&statement, &[&ids])
+        .await
+        .map_err(unavailable)?;
+    let mut found: HashMap<&str, Located> = HashMap::new();
+    for row in &rows {
+        let id: &str = row.get(0);
+        let live: bool = row.get(1);
+        let moved: Option<&str> = row.get(2);
+        let located = match (live, moved) {
+            (true, _) => Located::Live,
+            (false, Some(to)) => Located::Moved(parse_id(to)?),
+            (false, None) => Located::Missing,
+        };
+        found.insert(id, located);
+    }
+    Ok(ids
+        .iter()
+        .map(|id| found.get(id).cloned().unwrap_or(Located::Missing))
+        .collect())
+}
+
+/// Commits `batch` in one statement; whether each was accepted (its profile live).
+async fn commit_plain(pool: Pool, batch: Arc<Vec<PlainPatch>>) -> Result<Vec<bool>, StoreError> {
+    let client = pool.get().await.map_err(unavailable)?;
+    let statement = client
+        .prepare_cached(PLAIN_PATCHES)
+        .await
+        .map_err(unavailable)?;
+    let ids: Vec<&str> = batch.iter().map(|p| p.id.as_str()).collect();
+    let micros: Vec<i64> = batch.iter().map(|p| p.micros).collect();
+    let event_times: Vec<bool> = batch.iter().map(|p| p.event_time).collect();
+    let bodies: Vec<&[u8]> = batch.iter().map(|p| p.body.as_slice()).collect();
+    let order: Vec<i32> = (0..).take(batch.len()).collect();
+    let rows = client
+        .query(&statement, &[&ids, &micros, &event_times, &bodies, &order])
+        .await
+        .map_err(unavailable)?;
+    let live: HashSet<&str> = rows.iter().map(|row| row.get(0)).collect();
+    Ok(ids.iter().map(|id| live.contains(id)).collect())
 }
 
 // ---- the workers ----
@@ -761,7 +942,7 @@ struct Row {
     created: bool,
 }
 
-/// One transaction: claims up to 256 operations, applies them, marks them applied; how
+/// One transaction: claims up to 1024 operations, applies them, marks them applied; how
 /// many it applied.
 async fn apply_batch(pool: &Pool, schema: &StoreSchema) -> Result<usize, StoreError> {
     let mut client = pool.get().await.map_err(unavailable)?;
@@ -854,26 +1035,30 @@ async fn apply_batch(pool: &Pool, schema: &StoreSchema) -> Result<usize, StoreEr
                 continue;
             }
         }
-        let mut deleted: HashSet<String> = HashSet::new();
-        let mut changed: HashSet<String> = HashSet::new();
-        for op in &ops {
-            apply(
-                op,
-                schema,
-                &mut profiles,
-                &redirects,
-                &mut deleted,
-                &mut changed,
-            );
-        }
-        let (mut ids, mut created, mut stored) = (Vec::new(), Vec::new(), Vec::new());
-        for id in &changed {
-            if let Some(row) = profiles.get(id) {
-                ids.push(id.clone());
-                created.push(row.created);
-                stored.push(serde_json::to_string(&row.profile).expect("a profile serializes"));
+        // The CPU part (merging, serializing) off the runtime's other tasks.
+        let (ids, created, stored, deleted) = tokio::task::block_in_place(|| {
+            let mut deleted: HashSet<String> = HashSet::new();
+            let mut changed: HashSet<String> = HashSet::new();
+            for op in &ops {
+                apply(
+                    op,
+                    schema,
+                    &mut profiles,
+                    &redirects,
+                    &mut deleted,
+                    &mut changed,
+                );
             }
-        }
+            let (mut ids, mut created, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+            for id in &changed {
+                if let Some(row) = profiles.get(id) {
+                    ids.push(id.clone());
+                    created.push(row.created);
+                    stored.push(serde_json::to_string(&row.profile).expect("a profile serializes"));
+                }
+            }
+            (ids, created, stored, deleted)
+        });
         if !ids.is_empty() {
             tx.execute(
                 "UPDATE profiles AS p SET created = u.created, stored = u.stored \
