@@ -37,6 +37,11 @@ pub(crate) struct Attempt {
     pub(crate) instance: usize,
 }
 
+/// Says why a test did nothing (on stderr: shown with `--nocapture`).
+fn skipped(why: &str) {
+    eprintln!("skipped: {why}");
+}
+
 fn start_on(url: &str) -> Server {
     Server::start_with(&["--postgres", url])
 }
@@ -249,9 +254,7 @@ fn the_database_restarted_under_load_gives_503_then_recovers_losing_nothing() {
         .ok()
         .filter(|c| !c.is_empty())
     else {
-        eprintln!(
-            "skipped: PROFILE_SERVICE_POSTGRES_RESTART (a command restarting the server) is not set"
-        );
+        skipped("PROFILE_SERVICE_POSTGRES_RESTART (a command restarting the server) is not set");
         return;
     };
     let _serial = SERIAL
@@ -263,7 +266,7 @@ fn the_database_restarted_under_load_gives_503_then_recovers_losing_nothing() {
     let accepted = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let unavailable = Arc::new(AtomicUsize::new(0));
-    let (attempts, restarted_at) = std::thread::scope(|scope| {
+    let (attempts, (restarted_at, recovered_in)) = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let (client, accepted, stop, unavailable, profile) = (
@@ -314,7 +317,14 @@ fn the_database_restarted_under_load_gives_503_then_recovers_losing_nothing() {
             .status()
             .expect("the restart command runs");
         assert!(status.success(), "{restart}: {status}");
+        let restarted = std::time::Instant::now();
         let before = accepted.load(Ordering::SeqCst);
+        wait_for(
+            "a write accepted after the restart",
+            Duration::from_secs(60),
+            || (accepted.load(Ordering::SeqCst) > before).then_some(()),
+        );
+        let recovered_in = restarted.elapsed();
         // Recovers by itself: writes are accepted again without any help.
         wait_for(
             "writes accepted after the restart",
@@ -323,7 +333,7 @@ fn the_database_restarted_under_load_gives_503_then_recovers_losing_nothing() {
         );
         stop.store(true, Ordering::SeqCst);
         let attempts: Vec<Vec<Attempt>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        (attempts, before)
+        (attempts, (before, recovered_in))
     });
     let refused = unavailable.load(Ordering::SeqCst);
     assert!(refused > 0, "no 503 while the database restarted");
@@ -331,6 +341,6 @@ fn the_database_restarted_under_load_gives_503_then_recovers_losing_nothing() {
     let client = server.client();
     let accepted = check_exactly_once(&url, &client, &profiles, &attempts);
     eprintln!(
-        "database restart: {accepted} accepted ({restarted_at} before the restart), {refused} answered 503 meanwhile"
+        "database restart: {accepted} accepted ({restarted_at} before the restart), {refused} answered 503 meanwhile, the first 202 {recovered_in:?} after pg_ctl returned"
     );
 }
