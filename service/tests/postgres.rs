@@ -61,12 +61,13 @@ pub(crate) fn check_exactly_once(
     assert_eq!(
         pg_count(url, "SELECT count(*) FROM ops WHERE applications <> 1"),
         0,
-        "an operation was applied other than once"
+        "a row of operations was applied other than once"
     );
     let mut logged: HashMap<String, usize> = HashMap::new();
     for row in pg_rows(
         url,
-        "SELECT convert_from(body, 'UTF8') FROM ops WHERE kind = 'patch'",
+        "SELECT convert_from(b, 'UTF8') FROM ops, unnest(bodies, kinds) AS u(b, k) \
+         WHERE k = 'patch'",
     ) {
         *logged.entry(row[0].clone()).or_default() += 1;
     }

@@ -4,10 +4,14 @@
 //!
 //! Tables (created at start if missing, under an advisory lock):
 //!
-//! - `ops`: one row per accepted operation: its sequence number (`op_seq`, a database
-//!   sequence, so unique across instances: the stamps' tiebreaker), its stamp's instant, the
-//!   profile, the kind, the request body, the joined ids, and `applied`/`applications`.
-//!   A write is answered 202 once its transaction has committed.
+//! - `ops`: the accepted operations, one row per commit (a group of plain patches, one
+//!   request's operations): per operation (arrays, in order) its sequence number (`op_seq`,
+//!   a database sequence, so unique across instances: the stamps' tiebreaker), its stamp's
+//!   instant and whether that is an `Event-Time`, the profile, the kind, the request body and
+//!   the joined ids; per row `applied` and `applications` (how many times a worker applied
+//!   it: 1). A write is answered 202 once the row holding it has committed. One row per
+//!   commit rather than per operation keeps the database's work per operation small (one
+//!   row locked and marked applied for up to 512 operations).
 //! - `profiles`: the stored form (text, as the crate serializes it) of each profile, as the
 //!   workers have applied it; `created` once its create is applied. The row is inserted when
 //!   the create is accepted, so that a patch applied before its create has a row to go to.
@@ -15,15 +19,15 @@
 //!   profiles with their identifier traits (stamped), the index of identifier values, and
 //!   where joined-away ids went.
 //!
-//! Accepting: a patch that touches no identifier trait is one statement (the profile's
-//! `accepted` row locked `FOR SHARE`, then the op inserted), so it never waits for another
-//! profile. Creates, bulk upserts, deletes and patches of identifiers take one transaction-level
+//! Accepting: patches that touch no identifier trait are group-committed: every one waiting
+//! at that moment goes into one statement (each kept if its profile is live, all into one
+//! `ops` row), several such statements in flight; they take no lock. Creates, bulk upserts, deletes and patches of identifiers take one transaction-level
 //! advisory lock (identity decisions are serialized across instances), load the identity
 //! state of the profiles concerned, decide with [`Identity`] as the embedded storage does,
 //! and write back the rows they changed.
 //!
-//! Applying: every instance runs workers that claim unapplied ops with `SELECT ... FOR UPDATE
-//! SKIP LOCKED`, lock the profile rows they touch (in id order, in one statement), apply
+//! Applying: every instance runs workers that claim unapplied rows of ops with `SELECT ... FOR
+//! UPDATE SKIP LOCKED`, lock the profile rows they touch (in id order, in one statement), apply
 //! them with `StoredProfile::apply_owned` at their stamps, and mark them applied, in one
 //! transaction. The stamped merge makes the order free; an op whose profile was joined away
 //! meanwhile follows the redirect (joining and applying commute per trait, by stamp).
@@ -49,13 +53,14 @@ CREATE TABLE IF NOT EXISTS profile_service_store (store_id text NOT NULL);
 CREATE SEQUENCE IF NOT EXISTS op_seq;
 CREATE TABLE IF NOT EXISTS ops (
     seq bigint PRIMARY KEY,
-    micros bigint NOT NULL,
-    event_time boolean NOT NULL,
-    profile text COLLATE "C" NOT NULL,
-    kind text NOT NULL,
-    created_at text,
-    body bytea NOT NULL,
-    joined text NOT NULL DEFAULT '',
+    seqs bigint[] NOT NULL,
+    micros bigint[] NOT NULL,
+    event_times boolean[] NOT NULL,
+    profiles text[] NOT NULL,
+    kinds text[] NOT NULL,
+    created_ats text[] NOT NULL,
+    bodies bytea[] NOT NULL,
+    joined text[] NOT NULL,
     applied boolean NOT NULL DEFAULT false,
     applications integer NOT NULL DEFAULT 0
 );
@@ -97,21 +102,25 @@ const PLAIN_PATCHES: &str = "\
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::bool[], $4::bytea[], $5::int4[])
         AS i(id, micros, event_time, body, n)
-), live AS (
-    SELECT id FROM accepted WHERE id = ANY($1)
+), kept AS (
+    SELECT i.*, nextval('op_seq') AS seq FROM input i
+    WHERE i.id IN (SELECT id FROM accepted WHERE id = ANY($1))
 ), inserted AS (
-    INSERT INTO ops (seq, micros, event_time, profile, kind, body)
-    SELECT nextval('op_seq'), i.micros, i.event_time, i.id, 'patch', i.body
-    FROM input i WHERE i.id IN (SELECT id FROM live) ORDER BY i.n
-    RETURNING profile
+    INSERT INTO ops (seq, seqs, micros, event_times, profiles, kinds, created_ats, bodies, joined)
+    SELECT min(seq), array_agg(seq ORDER BY n), array_agg(micros ORDER BY n),
+        array_agg(event_time ORDER BY n), array_agg(id ORDER BY n),
+        array_agg('patch'::text ORDER BY n), array_agg(NULL::text ORDER BY n),
+        array_agg(body ORDER BY n), array_agg(''::text ORDER BY n)
+    FROM kept HAVING count(*) > 0
+    RETURNING profiles
 )
-SELECT DISTINCT profile FROM inserted";
+SELECT DISTINCT unnest(profiles) FROM inserted";
 
 /// How many requests one batched statement takes at most.
 const MAX_BATCH: usize = 512;
 
 /// How many plain-patch statements an instance keeps in flight at once.
-const PLAIN_BATCHERS: usize = 4;
+const PLAIN_BATCHERS: usize = 2;
 
 /// Where several profiles stand, at once.
 const LOCATE: &str = "\
@@ -120,7 +129,7 @@ SELECT i.id, EXISTS (SELECT 1 FROM accepted a WHERE a.id = i.id),
 FROM unnest($1::text[]) AS i(id)";
 
 /// How many locate statements an instance keeps in flight at once.
-const LOCATE_BATCHERS: usize = 2;
+const LOCATE_BATCHERS: usize = 1;
 
 /// A `locate` waiting for its batch.
 struct Locating {
@@ -138,10 +147,10 @@ struct PlainPatch {
     answer: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
 }
 
-/// Claims unapplied operations no other worker holds.
+/// Claims unapplied rows of operations no other worker holds.
 const CLAIM: &str = "\
-SELECT seq, micros, event_time, profile, kind, created_at, body, joined FROM ops
-WHERE NOT applied ORDER BY seq LIMIT 1024 FOR UPDATE SKIP LOCKED";
+SELECT seq, seqs, micros, profiles, kinds, created_ats, bodies, joined FROM ops
+WHERE NOT applied ORDER BY seq LIMIT 64 FOR UPDATE SKIP LOCKED";
 
 /// How many workers each instance runs (instances' workers share the work through
 /// `SKIP LOCKED`; within one instance, a second would mostly wait for the first's row locks).
@@ -252,10 +261,10 @@ impl Postgres {
         }
         let row = tx
             .query_one(
-                "SELECT coalesce(max(micros), 0)::bigint, \
+                "SELECT coalesce(max(m), 0)::bigint, \
                  (SELECT count(*) FROM accepted), \
-                 (SELECT count(*) FROM ops WHERE NOT applied) \
-                 FROM ops WHERE NOT event_time",
+                 (SELECT coalesce(sum(cardinality(seqs)), 0)::bigint FROM ops WHERE NOT applied) \
+                 FROM ops, unnest(micros, event_times) AS u(m, e) WHERE NOT e",
                 &[],
             )
             .await
@@ -603,10 +612,10 @@ async fn write_accepted(
         joined_texts.push(joined);
     }
     tx.execute(
-        "INSERT INTO ops (seq, micros, event_time, profile, kind, created_at, body, joined) \
-         SELECT * FROM unnest($1::int8[], $2::int8[], $3::bool[], $4::text[], $5::text[], \
-         $6::text[], $7::bytea[], $8::text[])",
+        "INSERT INTO ops (seq, seqs, micros, event_times, profiles, kinds, created_ats, bodies, \
+         joined) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
+            &seqs.iter().min().copied().unwrap_or_default(),
             &seqs,
             &micros,
             &event_times,
@@ -954,20 +963,38 @@ async fn apply_batch(pool: &Pool, schema: &StoreSchema) -> Result<usize, StoreEr
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut ops = Vec::with_capacity(rows.len());
+        let mut ops = Vec::new();
+        let mut claimed_rows: Vec<i64> = Vec::with_capacity(rows.len());
         for row in &rows {
-            let seq: i64 = row.get(0);
-            let joined: &str = row.get(7);
-            ops.push(Claimed {
-                seq,
-                stamp: stamp(row.get(1), seq.cast_unsigned())?,
-                profile: row.get(3),
-                kind: row.get(4),
-                created_at: row.get(5),
-                body: row.get(6),
-                joined: joined.split_whitespace().map(str::to_owned).collect(),
-            });
+            claimed_rows.push(row.get(0));
+            let seqs: Vec<i64> = row.get(1);
+            let micros: Vec<i64> = row.get(2);
+            let profiles: Vec<String> = row.get(3);
+            let kinds: Vec<String> = row.get(4);
+            let created_ats: Vec<Option<String>> = row.get(5);
+            let bodies: Vec<Vec<u8>> = row.get(6);
+            let joined: Vec<String> = row.get(7);
+            let parts = seqs
+                .into_iter()
+                .zip(micros)
+                .zip(profiles)
+                .zip(kinds)
+                .zip(created_ats)
+                .zip(bodies)
+                .zip(joined);
+            for ((((((seq, micros), profile), kind), created_at), body), joined) in parts {
+                ops.push(Claimed {
+                    seq,
+                    stamp: stamp(micros, seq.cast_unsigned())?,
+                    profile,
+                    kind,
+                    created_at,
+                    body,
+                    joined: joined.split_whitespace().map(str::to_owned).collect(),
+                });
+            }
         }
+        ops.sort_by_key(|op| op.seq);
         // Every row the batch may touch: its profiles, the joined ones, where they redirect.
         let mut ids: BTreeSet<String> = extra.clone();
         for op in &ops {
@@ -1075,10 +1102,9 @@ async fn apply_batch(pool: &Pool, schema: &StoreSchema) -> Result<usize, StoreEr
                 .await
                 .map_err(unavailable)?;
         }
-        let seqs: Vec<i64> = ops.iter().map(|op| op.seq).collect();
         tx.execute(
             "UPDATE ops SET applied = true, applications = applications + 1 WHERE seq = ANY($1)",
-            &[&seqs],
+            &[&claimed_rows],
         )
         .await
         .map_err(unavailable)?;
