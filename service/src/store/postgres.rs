@@ -107,16 +107,16 @@ WITH input AS (
     WHERE i.id IN (SELECT id FROM accepted WHERE id = ANY($1))
 ), inserted AS (
     INSERT INTO ops (seq, seqs, micros, event_times, profiles, kinds, created_ats, bodies, joined)
-    SELECT min(seq), array_agg(seq ORDER BY n), array_agg(micros ORDER BY n),
-        array_agg(event_time ORDER BY n), array_agg(id ORDER BY n),
-        array_agg('patch'::text ORDER BY n), array_agg(NULL::text ORDER BY n),
-        array_agg(body ORDER BY n), array_agg(''::text ORDER BY n)
+    SELECT min(seq), array_agg(seq), array_agg(micros), array_agg(event_time), array_agg(id),
+        array_agg('patch'::text), array_agg(NULL::text), array_agg(body), array_agg(''::text)
     FROM kept HAVING count(*) > 0
     RETURNING profiles
 )
 SELECT DISTINCT unnest(profiles) FROM inserted";
 
-/// How many requests one batched statement takes at most.
+/// How many requests one batched statement takes at most. (The arrays of one `ops` row are
+/// aggregated in one pass over the same rows, so their elements correspond; their order is
+/// free, as the workers sort the operations they claim by sequence number.)
 const MAX_BATCH: usize = 512;
 
 /// How many plain-patch statements an instance keeps in flight at once.
