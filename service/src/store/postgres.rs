@@ -935,6 +935,7 @@ async fn run_worker(pool: Pool, schema: Arc<StoreSchema>, wake: Arc<tokio::sync:
 }
 
 /// A claimed operation.
+#[derive(Clone)]
 struct Claimed {
     seq: i64,
     stamp: Stamp,
@@ -1199,5 +1200,139 @@ fn apply(
             }
             changed.insert(target);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> StoreSchema {
+        serde_json::from_str(include_str!("../../schema.json")).unwrap()
+    }
+
+    fn id(n: u128) -> String {
+        ProfileId::from_bits(n).as_str().to_owned()
+    }
+
+    fn op(
+        seq: i64,
+        micros: i64,
+        profile: &str,
+        kind: &str,
+        body: &str,
+        joined: &[&str],
+    ) -> Claimed {
+        Claimed {
+            seq,
+            stamp: Stamp::new(micros, seq.cast_unsigned()).unwrap(),
+            profile: profile.to_owned(),
+            kind: kind.to_owned(),
+            created_at: (kind == "create").then(|| "2026-01-01T00:00:00Z".to_owned()),
+            body: body.as_bytes().to_vec(),
+            joined: joined.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn row(n: u128) -> Row {
+        let mut profile = StoredProfile::new();
+        profile.set_id(Some(ProfileId::from_bits(n)));
+        Row {
+            profile,
+            created: false,
+        }
+    }
+
+    /// Applies `ops` in the order given to rows for `ids`; the profiles left, as JSON views.
+    fn run(
+        ids: &[u128],
+        redirects: &[(u128, u128)],
+        ops: &[Claimed],
+    ) -> BTreeSet<(String, bool, String)> {
+        let schema = schema();
+        let mut profiles: HashMap<String, Row> = ids.iter().map(|&n| (id(n), row(n))).collect();
+        let redirects = redirects.iter().map(|&(a, b)| (id(a), id(b))).collect();
+        let (mut deleted, mut changed) = (HashSet::new(), HashSet::new());
+        for op in ops {
+            apply(
+                op,
+                &schema,
+                &mut profiles,
+                &redirects,
+                &mut deleted,
+                &mut changed,
+            );
+        }
+        profiles
+            .into_iter()
+            .map(|(id, row)| {
+                let view = serde_json::to_string(&row.profile.view()).unwrap();
+                let at = view.find(r#""traits":"#).unwrap() + r#""traits":"#.len();
+                let traits = view[at..view.len() - 1].to_owned();
+                (id, row.created, traits)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_patch_applied_before_its_create_is_kept() {
+        let (a, create, patch) = (
+            id(1),
+            r#"{"traits": {"Contact": {"email": "a@b.c", "city": "Paris"}}}"#,
+            r#"{"traits": {"Contact": {"city": "Rome"}}}"#,
+        );
+        let ops = [
+            op(1, 10, &a, "create", create, &[]),
+            op(2, 20, &a, "patch", patch, &[]),
+        ];
+        let in_order = run(&[1], &[], &ops);
+        let reversed = run(&[1], &[], &[ops[1].clone(), ops[0].clone()]);
+        assert_eq!(in_order, reversed);
+        let (_, created, traits) = in_order.first().unwrap();
+        assert!(created);
+        assert_eq!(traits, r#"{"Contact":{"email":"a@b.c","city":"Rome"}}"#);
+    }
+
+    #[test]
+    fn an_op_to_a_joined_away_profile_follows_the_redirect() {
+        let (a, b) = (id(1), id(2));
+        let join = op(3, 30, &a, "patch", r#"{"traits": {}}"#, &[&b]);
+        let late = op(
+            2,
+            20,
+            &b,
+            "patch",
+            r#"{"traits": {"Contact": {"city": "Oslo"}}}"#,
+            &[],
+        );
+        let before = run(&[1, 2], &[(2, 1)], &[late.clone(), join.clone()]);
+        let after = run(&[1, 2], &[(2, 1)], &[join, late]);
+        assert_eq!(before, after);
+        assert_eq!(after.len(), 1);
+        assert_eq!(after.first().unwrap().2, r#"{"Contact":{"city":"Oslo"}}"#);
+    }
+
+    #[test]
+    fn ops_after_a_delete_change_nothing_and_its_joins_go_with_it() {
+        let (a, b) = (id(1), id(2));
+        let delete = op(2, 20, &a, "delete", "", &[]);
+        let join = op(1, 10, &a, "patch", r#"{"traits": {}}"#, &[&b]);
+        let patch = op(
+            3,
+            30,
+            &a,
+            "patch",
+            r#"{"traits": {"Contact": {"city": "Oslo"}}}"#,
+            &[],
+        );
+        assert!(
+            run(
+                &[1, 2],
+                &[(2, 1)],
+                &[delete.clone(), join.clone(), patch.clone()]
+            )
+            .is_empty()
+        );
+        assert!(run(&[1, 2], &[(2, 1)], &[join, patch, delete]).is_empty());
     }
 }
