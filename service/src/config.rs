@@ -11,6 +11,9 @@ usage: profile-service [options]
   --store-id ID          the one store served; default mem_store_00000000000000000000000000
   --data-dir DIR         where the durable operation log lives; default ./profile-service-data
   --in-memory            keep nothing on disk: NOT durable, everything is lost on exit
+  --postgres URL         keep everything in PostgreSQL instead of --data-dir (URL like
+                         postgresql://user:password@host:5432/db); any number of instances may share it
+  --postgres-pool N      connections to PostgreSQL per instance; default 16
   --account-sid SID      HTTP Basic user name; default $TWILIO_ACCOUNT_SID (required without --credentials)
   --auth-token TOKEN     HTTP Basic password; default $TWILIO_AUTH_TOKEN (required without --credentials)
   --credentials FILE     more keys, each limited to some stores: a JSON array of
@@ -45,6 +48,10 @@ pub(crate) struct Config {
     pub(crate) max_queued_writes: usize,
     /// Whether the test-only fault routes are enabled.
     pub(crate) test_faults: bool,
+    /// The PostgreSQL URL, when the storage is PostgreSQL.
+    pub(crate) postgres: Option<String>,
+    /// Connections to PostgreSQL per instance.
+    pub(crate) postgres_pool: usize,
     /// The largest request body accepted, in bytes.
     pub(crate) max_body_bytes: usize,
     /// The log size past which it is snapshotted and cut short while running.
@@ -65,6 +72,8 @@ impl std::fmt::Debug for Config {
             .field("rate_limit", &self.rate_limit)
             .field("max_queued_writes", &self.max_queued_writes)
             .field("test_faults", &self.test_faults)
+            .field("postgres", &self.postgres.as_ref().map(|_| "<redacted>"))
+            .field("postgres_pool", &self.postgres_pool)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("compact_log_bytes", &self.compact_log_bytes)
             .finish()
@@ -96,6 +105,8 @@ impl Config {
         let mut rate_limit = None;
         let mut max_queued_writes = 4096;
         let mut test_faults = false;
+        let mut postgres = None;
+        let mut postgres_pool = 16;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
@@ -117,6 +128,14 @@ impl Config {
                 "--schema" => schema = Some(PathBuf::from(value)),
                 "--port" => port = value.parse().map_err(|_| Some(number("a port")))?,
                 "--store-id" => store_id = value,
+                "--postgres" => postgres = Some(value),
+                "--postgres-pool" => {
+                    postgres_pool = value
+                        .parse()
+                        .ok()
+                        .filter(|&n: &usize| n > 0)
+                        .ok_or_else(|| Some(number("a count")))?;
+                }
                 "--data-dir" => data_dir = Some(PathBuf::from(value)),
                 "--account-sid" => account_sid = Some(value),
                 "--auth-token" => auth_token = Some(value),
@@ -167,7 +186,12 @@ impl Config {
                 "an account SID and an auth token go together: give both or neither".to_owned(),
             ));
         }
-        if in_memory {
+        if in_memory && postgres.is_some() {
+            return Err(Some(
+                "--in-memory and --postgres exclude each other".to_owned(),
+            ));
+        }
+        if in_memory || postgres.is_some() {
             data_dir = None;
         }
         Ok(Config {
@@ -181,6 +205,8 @@ impl Config {
             rate_limit,
             max_queued_writes,
             test_faults,
+            postgres,
+            postgres_pool,
             max_body_bytes,
             compact_log_bytes,
         })
@@ -233,5 +259,24 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn postgres_replaces_the_data_dir() {
+        let parse = |args: &[&str]| Config::parse(args.iter().map(|s| s.to_string()), |_| None);
+        let base = ["--account-sid", "AC", "--auth-token", "t"];
+        let config = parse(&[&base[..], &["--postgres", "postgresql://h/db"]].concat()).unwrap();
+        assert_eq!(config.postgres.as_deref(), Some("postgresql://h/db"));
+        assert_eq!(config.data_dir, None);
+        assert_eq!(config.postgres_pool, 16);
+        assert!(!format!("{config:?}").contains("postgresql://h/db"));
+        let both = [
+            &base[..],
+            &["--postgres", "postgresql://h/db", "--in-memory"],
+        ]
+        .concat();
+        assert!(parse(&both).is_err());
+        assert!(parse(&[&base[..], &["--postgres-pool", "0"]].concat()).is_err());
+        assert_eq!(parse(&base).unwrap().postgres, None);
     }
 }

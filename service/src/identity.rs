@@ -115,7 +115,7 @@ pub(crate) fn sets_identifier(schema: &StoreSchema, patch: &Patch) -> bool {
 }
 
 /// The identifier keys `patch` sets.
-fn keys_set(schema: &StoreSchema, patch: &Patch) -> BTreeSet<Key> {
+pub(crate) fn keys_set(schema: &StoreSchema, patch: &Patch) -> BTreeSet<Key> {
     let mut keys = BTreeSet::new();
     for (group, name, change) in patch.iter() {
         if let (Some(id_type), profile_traits::TraitChange::Set(value)) =
@@ -127,8 +127,8 @@ fn keys_set(schema: &StoreSchema, patch: &Patch) -> BTreeSet<Key> {
     keys
 }
 
-/// The identifier part of `patch`.
-fn identifier_part(schema: &StoreSchema, patch: &Patch) -> Patch {
+/// The identifier part of `patch` (its sets and removals of identifier traits).
+pub(crate) fn identifier_part(schema: &StoreSchema, patch: &Patch) -> Patch {
     let mut part = Patch::new();
     for (group, name, change) in patch.iter() {
         if id_type(schema, group, name).is_some() {
@@ -139,7 +139,7 @@ fn identifier_part(schema: &StoreSchema, patch: &Patch) -> Patch {
 }
 
 /// The keys of the live identifier traits of `profile`.
-fn live_keys(schema: &StoreSchema, profile: &StoredProfile) -> BTreeSet<Key> {
+pub(crate) fn live_keys(schema: &StoreSchema, profile: &StoredProfile) -> BTreeSet<Key> {
     let mut keys = BTreeSet::new();
     for entry in profile.traits() {
         if let (Some(id_type), Some(value)) =
@@ -194,6 +194,31 @@ impl Identity {
         identity
     }
 
+    /// Adds live profile `id` with `part`, its identifier traits only (as [`Identity::part`]
+    /// gives them), and indexes it: for storage that loads the identity state piecemeal.
+    pub(crate) fn add(&mut self, schema: &StoreSchema, id: ProfileId, part: StoredProfile) {
+        self.index_profile(schema, &id, &part);
+        self.profiles.insert(id, part);
+    }
+
+    /// The identifier traits of live profile `id`, stamped.
+    pub(crate) fn part(&self, id: &ProfileId) -> Option<&StoredProfile> {
+        self.profiles.get(id)
+    }
+
+    /// The identifier keys live profile `id` holds once `patch` is applied at `stamp`.
+    pub(crate) fn keys_after_patch(
+        &self,
+        schema: &StoreSchema,
+        id: &ProfileId,
+        patch: &Patch,
+        stamp: Stamp,
+    ) -> BTreeSet<Key> {
+        let mut after = self.profiles.get(id).cloned().unwrap_or_default();
+        let _ = after.apply_owned(identifier_part(schema, patch), schema, stamp);
+        live_keys(schema, &after)
+    }
+
     /// Where `id` stands.
     pub(crate) fn locate(&self, id: &ProfileId) -> Located {
         if self.profiles.contains_key(id) {
@@ -246,13 +271,10 @@ impl Identity {
         patch: &Patch,
         stamp: Stamp,
     ) -> (ProfileId, Vec<ProfileId>) {
-        let part = identifier_part(schema, patch);
-        if part.is_empty() {
+        if identifier_part(schema, patch).is_empty() {
             return (id.clone(), Vec::new());
         }
-        let mut after = self.profiles.get(id).cloned().unwrap_or_default();
-        let _ = after.apply_owned(part, schema, stamp);
-        let mut all = self.holders(&live_keys(schema, &after));
+        let mut all = self.holders(&self.keys_after_patch(schema, id, patch, stamp));
         all.insert(id.clone());
         let mut all = all.into_iter();
         let target = all.next().expect("holds `id`");

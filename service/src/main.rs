@@ -20,7 +20,9 @@ use profile_traits::{StoreId, StoreSchema};
 
 use crate::config::{Config, USAGE};
 use crate::http::{App, Credentials, Protect};
+use crate::store::Storage;
 use crate::store::embedded::{Durability, Embedded, RecoveryReport};
+use crate::store::postgres::{Postgres, PostgresReport};
 
 /// The schema used without `--schema`.
 const BUNDLED_SCHEMA: &str = include_str!("../schema.json");
@@ -31,8 +33,13 @@ const BUNDLED_SCHEMA: &str = include_str!("../schema.json");
 struct Started {
     /// Whether accepted operations survive the process (`false` with `--in-memory`).
     durable: bool,
-    /// What recovery found (`null` with `--in-memory`).
+    /// What recovery found (`null` with `--in-memory` and `--postgres`).
     recovery: Option<RecoveryReport>,
+    /// `embedded`, `memory` or `postgres`.
+    storage: &'static str,
+    /// On PostgreSQL, what the database held at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres: Option<PostgresReport>,
 }
 
 fn main() -> ExitCode {
@@ -70,32 +77,64 @@ fn run(config: Config) -> Result<(), String> {
         .parse()
         .map_err(|e| format!("--store-id: {e}"))?;
 
-    // Recovery, synchronously, before serving anything.
-    let durability = config.data_dir.as_ref().map(|dir| Durability {
-        dir: dir.clone(),
-        compact_log_bytes: config.compact_log_bytes,
-    });
-    let (storage, recovery) =
-        Embedded::start(durability.as_ref(), store_id.clone(), Arc::clone(&schema)).map_err(
-            |e| match &config.data_dir {
-                Some(dir) => format!("cannot recover from {}: {e}", dir.display()),
-                None => e.to_string(),
-            },
-        )?;
-    match (&config.data_dir, &recovery) {
-        (Some(dir), Some(r)) => eprintln!(
-            "profile-service: durable log in {}: snapshot at seq {}, {} operations replayed, {} profiles, {} torn bytes cut",
-            dir.display(),
-            r.snapshot_seq,
-            r.replayed,
-            r.profiles,
-            r.torn_bytes
-        ),
-        _ => eprintln!("profile-service: --in-memory: NOT durable, everything is lost on exit"),
-    }
-    let started = Started {
-        durable: recovery.is_some(),
-        recovery,
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    // Recovery (or the connection to PostgreSQL), before serving anything.
+    let (storage, started): (Arc<dyn Storage>, Started) = match &config.postgres {
+        Some(url) => {
+            let (storage, report) = runtime.block_on(Postgres::start(
+                url,
+                &store_id,
+                Arc::clone(&schema),
+                config.postgres_pool,
+            ))?;
+            eprintln!(
+                "profile-service: PostgreSQL storage: {} profiles, {} operations to apply",
+                report.profiles, report.unapplied
+            );
+            let started = Started {
+                durable: true,
+                recovery: None,
+                storage: "postgres",
+                postgres: Some(report),
+            };
+            (Arc::new(storage), started)
+        }
+        None => {
+            let durability = config.data_dir.as_ref().map(|dir| Durability {
+                dir: dir.clone(),
+                compact_log_bytes: config.compact_log_bytes,
+            });
+            let (storage, recovery) =
+                Embedded::start(durability.as_ref(), store_id.clone(), Arc::clone(&schema))
+                    .map_err(|e| match &config.data_dir {
+                        Some(dir) => format!("cannot recover from {}: {e}", dir.display()),
+                        None => e.to_string(),
+                    })?;
+            match (&config.data_dir, &recovery) {
+                (Some(dir), Some(r)) => eprintln!(
+                    "profile-service: durable log in {}: snapshot at seq {}, {} operations replayed, {} profiles, {} torn bytes cut",
+                    dir.display(),
+                    r.snapshot_seq,
+                    r.replayed,
+                    r.profiles,
+                    r.torn_bytes
+                ),
+                _ => eprintln!(
+                    "profile-service: --in-memory: NOT durable, everything is lost on exit"
+                ),
+            }
+            let started = Started {
+                durable: recovery.is_some(),
+                storage: if recovery.is_some() {
+                    "embedded"
+                } else {
+                    "memory"
+                },
+                recovery,
+                postgres: None,
+            };
+            (Arc::new(storage), started)
+        }
     };
 
     let pair = config
@@ -116,13 +155,12 @@ fn run(config: Config) -> Result<(), String> {
     let app = App {
         schema,
         store_id,
-        storage: Arc::new(storage),
+        storage,
         credentials: Arc::new(credentials),
         max_body_bytes: config.max_body_bytes,
         protect: Arc::new(protect),
     };
 
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await

@@ -325,7 +325,10 @@ fn memory_mode_writes_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start_with(&["--data-dir", data.to_str().unwrap(), "--in-memory"]);
-    assert_eq!(server.started, json!({"durable": false, "recovery": null}));
+    assert_eq!(
+        server.started,
+        json!({"durable": false, "recovery": null, "storage": "memory"})
+    );
     wait_for("the warning on stderr", Duration::from_secs(10), || {
         let stderr = server.stderr.lock().unwrap();
         stderr.contains("--in-memory: NOT durable").then_some(())
@@ -350,9 +353,14 @@ fn a_data_directory_of_another_store_is_refused_at_start() {
     let stderr = Server::try_start_with(&["--data-dir", data, "--store-id", other])
         .err()
         .expect("the service refuses to start");
+    let another = if common::on_postgres() {
+        "database"
+    } else {
+        "`--data-dir`"
+    };
     assert!(
         stderr.contains(&format!(
-            "holds store `{STORE}`, not `{other}`: start with `--store-id {STORE}`, or use another `--data-dir`"
+            "holds store `{STORE}`, not `{other}`: start with `--store-id {STORE}`, or use another {another}"
         )),
         "{stderr}"
     );

@@ -150,8 +150,13 @@ fn ok_for(id: &ProfileId, body: impl serde::Serialize) -> Response {
 }
 
 /// Where a write to `id` stands before its body is read: 308 if it moved, 404 if missing.
-fn writable(app: &App, headers: &HeaderMap, id: &ProfileId) -> Result<(), Refusal> {
-    match app.storage.locate(id) {
+async fn writable(app: &App, headers: &HeaderMap, id: &ProfileId) -> Result<(), Refusal> {
+    let located = app
+        .storage
+        .locate(id)
+        .await
+        .map_err(|e| ApiError::from_store(e, id))?;
+    match located {
         Located::Live => Ok(()),
         Located::Moved(to) => Err(Refusal::Moved(moved(
             app,
@@ -182,7 +187,7 @@ pub(super) async fn patch_profile(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
-    writable(&app, &headers, &id)?;
+    writable(&app, &headers, &id).await?;
     let stamp = event_time(&headers).map_err(Refusal::from)?;
     let body = json_body(&app, &headers, body)
         .await
@@ -291,7 +296,7 @@ pub(super) async fn delete_profile(
     ProfilePath(id): ProfilePath,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    writable(&app, &headers, &id)?;
+    writable(&app, &headers, &id).await?;
     let _slot = app.write_slot().await?;
     app.storage
         .accept(Write::Delete(id.clone()), None)
@@ -335,7 +340,12 @@ pub(super) async fn fetch_profile(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if let Located::Moved(to) = app.storage.locate(&id) {
+    if let Located::Moved(to) = app
+        .storage
+        .locate(&id)
+        .await
+        .map_err(|e| ApiError::from_store(e, &id))?
+    {
         let suffix = query_suffix(&query);
         return Ok(
             moved(&app, &headers, StatusCode::MOVED_PERMANENTLY, &to, &suffix).into_response(),
@@ -372,7 +382,12 @@ pub(super) async fn list_profile_traits(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if let Located::Moved(to) = app.storage.locate(&id) {
+    if let Located::Moved(to) = app
+        .storage
+        .locate(&id)
+        .await
+        .map_err(|e| ApiError::from_store(e, &id))?
+    {
         let suffix = format!("/Traits{}", query_suffix(&query));
         return Ok(
             moved(&app, &headers, StatusCode::MOVED_PERMANENTLY, &to, &suffix).into_response(),
@@ -462,7 +477,12 @@ pub(super) async fn lookup_profiles(
             value.escape_debug()
         ))
     })?;
-    let profiles = app.storage.lookup(&(id_type, normalized.clone()));
+    let key = (id_type, normalized.clone());
+    let profiles = app
+        .storage
+        .lookup(&key)
+        .await
+        .map_err(|e| ApiError::from_store(e, &"lookup"))?;
     Ok(axum::Json(json!({"normalizedValue": normalized, "profiles": profiles})).into_response())
 }
 

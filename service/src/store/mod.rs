@@ -2,9 +2,11 @@
 //! 202, and where the worker keeps the stored profiles it applies them to.
 //!
 //! [`Storage`] is what the HTTP surface sees; `embedded/` is the implementation that needs no
-//! server (a group-committed log, compacted into snapshots while running).
+//! server (a group-committed log, compacted into snapshots while running), the default;
+//! `postgres.rs` keeps everything in PostgreSQL, so that several instances share one store.
 
 pub(crate) mod embedded;
+pub(crate) mod postgres;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,10 +107,10 @@ pub(crate) fn now_rfc3339() -> String {
 pub(crate) trait Storage: Send + Sync {
     /// Where `id` stands once every accepted operation is applied: live, joined into
     /// another profile, or missing.
-    fn locate(&self, id: &ProfileId) -> Located;
+    fn locate<'a>(&'a self, id: &'a ProfileId) -> Pending<'a, Result<Located, StoreError>>;
 
     /// The canonical profiles holding the identifier `key`, at most 100.
-    fn lookup(&self, key: &Key) -> Vec<ProfileId>;
+    fn lookup<'a>(&'a self, key: &'a Key) -> Pending<'a, Result<Vec<ProfileId>, StoreError>>;
 
     /// Resolves identities, stamps and makes `write` durable (as one unit: all of it or none
     /// is recovered), and answers the profiles it acted on (for a create, the profile each

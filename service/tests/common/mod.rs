@@ -46,7 +46,33 @@ impl Server {
     }
 
     /// Starts the service with `args`; if it exits before listening, what it wrote on stderr.
+    ///
+    /// With `PROFILE_SERVICE_TEST_STORAGE=postgres` (see [`on_postgres`]), `--data-dir DIR`
+    /// (without `--in-memory`) becomes `--postgres URL` of a database of DIR's own (created
+    /// on first use, so a restart with the same DIR finds its data), and the start waits
+    /// until the workers have applied every operation the database holds, as the embedded
+    /// storage's recovery does before it listens.
     pub(crate) fn try_start_with(args: &[&str]) -> Result<Server, String> {
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut database = None;
+        if on_postgres()
+            && !args.iter().any(|a| a == "--in-memory" || a == "--postgres")
+            && let Some(at) = args.iter().position(|a| a == "--data-dir")
+        {
+            let url = database_for(Path::new(&args[at + 1]));
+            args.splice(at..at + 2, ["--postgres".to_owned(), url.clone()]);
+            database = Some(url);
+        }
+        let server = Server::spawn(&args)?;
+        if let Some(url) = database {
+            wait_for("every operation applied", Duration::from_secs(60), || {
+                (pg_count(&url, "SELECT count(*) FROM ops WHERE NOT applied") == 0).then_some(())
+            });
+        }
+        Ok(server)
+    }
+
+    fn spawn(args: &[String]) -> Result<Server, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_profile-service"))
             .args(["--port", "0", "--account-sid", SID, "--auth-token", TOKEN])
             .args(args)
@@ -289,10 +315,22 @@ pub(crate) fn traits_path(id: &str) -> String {
 }
 
 /// The stored form of every profile in the snapshot of `dir` (after a start, which compacts,
-/// it holds every accepted operation), by id.
+/// it holds every accepted operation), by id; on PostgreSQL, of DIR's database.
 pub(crate) fn snapshot_profiles(
     dir: &Path,
 ) -> std::collections::BTreeMap<String, serde_json::Value> {
+    if on_postgres() {
+        return pg_rows(
+            &database_for(dir),
+            "SELECT stored FROM profiles WHERE created",
+        )
+        .iter()
+        .map(|row| {
+            let profile: serde_json::Value = serde_json::from_str(&row[0]).unwrap();
+            (profile["id"].as_str().unwrap().to_owned(), profile)
+        })
+        .collect();
+    }
     let bytes = std::fs::read(dir.join("snapshot.bin")).unwrap();
     let mut records = Vec::new();
     let mut offset = 0;
@@ -309,4 +347,135 @@ pub(crate) fn snapshot_profiles(
             (profile["id"].as_str().unwrap().to_owned(), profile)
         })
         .collect()
+}
+
+// ---- PostgreSQL ----
+
+/// The PostgreSQL server the tests may use: `PROFILE_SERVICE_POSTGRES_URL`, the URL of a
+/// database a superuser (or a role that may create databases) connects to, such as
+/// `postgresql://postgres@127.0.0.1:5432/postgres`. `service/run-tests.sh` starts one.
+pub(crate) fn postgres_url() -> Option<String> {
+    std::env::var("PROFILE_SERVICE_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether the helpers start the service on PostgreSQL (`PROFILE_SERVICE_TEST_STORAGE` is
+/// `postgres`); then `PROFILE_SERVICE_POSTGRES_URL` must be set.
+pub(crate) fn on_postgres() -> bool {
+    let on = std::env::var("PROFILE_SERVICE_TEST_STORAGE").is_ok_and(|s| s == "postgres");
+    assert!(
+        !on || postgres_url().is_some(),
+        "PROFILE_SERVICE_TEST_STORAGE=postgres needs PROFILE_SERVICE_POSTGRES_URL"
+    );
+    on
+}
+
+/// `url` with its database replaced by `database`.
+pub(crate) fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let after_scheme = base.find("://").map_or(0, |at| at + 3);
+    let base = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs `sql` (one or more statements) on `url`.
+pub(crate) fn pg_execute(url: &str, sql: &str) {
+    runtime().block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        tokio::spawn(connection);
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+}
+
+/// The rows of `sql` on `url`, every column cast to text by the query (`::text`).
+pub(crate) fn pg_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
+    runtime().block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        tokio::spawn(connection);
+        let rows = client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).unwrap_or("").to_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// The one number `sql` answers on `url`.
+pub(crate) fn pg_count(url: &str, sql: &str) -> i64 {
+    pg_rows(url, sql)[0][0].parse().unwrap()
+}
+
+/// A new, empty database on the tests' PostgreSQL server, named after `hint`; its URL.
+pub(crate) fn fresh_database(hint: &str) -> String {
+    let admin = postgres_url().expect("PROFILE_SERVICE_POSTGRES_URL");
+    let name = format!(
+        "ps_{}_{}_{}",
+        hint.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(20)
+            .collect::<String>()
+            .to_lowercase(),
+        std::process::id(),
+        uuid_like()
+    );
+    pg_execute(&admin, &format!("CREATE DATABASE {name}"));
+    with_database(&admin, &name)
+}
+
+/// The database of data directory `dir` on PostgreSQL (created on first use); its URL.
+pub(crate) fn database_for(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let admin = postgres_url().expect("PROFILE_SERVICE_POSTGRES_URL");
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    let name = format!("ps_dir_{:016x}", hasher.finish());
+    let exists = pg_count(
+        &admin,
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+    );
+    if exists == 0 {
+        pg_execute(&admin, &format!("CREATE DATABASE {name}"));
+    }
+    with_database(&admin, &name)
+}
+
+/// A short, probably unique suffix.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{nanos:x}{}", NEXT.fetch_add(1, Ordering::SeqCst))
 }

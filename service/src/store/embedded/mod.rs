@@ -220,14 +220,14 @@ fn run_compactor(
 }
 
 impl Storage for Embedded {
-    fn locate(&self, id: &ProfileId) -> Located {
+    fn locate<'a>(&'a self, id: &'a ProfileId) -> Pending<'a, Result<Located, StoreError>> {
         let accepting = self.accepting.lock().expect("no panic holds this lock");
-        accepting.identity.locate(id)
+        Box::pin(std::future::ready(Ok(accepting.identity.locate(id))))
     }
 
-    fn lookup(&self, key: &Key) -> Vec<ProfileId> {
+    fn lookup<'a>(&'a self, key: &'a Key) -> Pending<'a, Result<Vec<ProfileId>, StoreError>> {
         let accepting = self.accepting.lock().expect("no panic holds this lock");
-        accepting.identity.lookup(key)
+        Box::pin(std::future::ready(Ok(accepting.identity.lookup(key))))
     }
 
     fn accept(
