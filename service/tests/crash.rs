@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{Client, STORE, Server, profile_path, wait_for};
@@ -48,6 +49,35 @@ struct Outcome {
     created_with: String,
     accepted: Vec<String>,
     in_flight: Option<String>,
+}
+
+/// Starts one client thread per profile: client `c` sends `patch_body(c, i)`, with
+/// `Event-Time` `event_time(c, i)` when `with_event_time`, counting accepted patches in
+/// `total`.
+fn spawn_clients(
+    client: &Client,
+    profiles: Vec<(String, String)>,
+    with_event_time: bool,
+    total: &Arc<AtomicUsize>,
+) -> Vec<JoinHandle<Outcome>> {
+    profiles
+        .into_iter()
+        .enumerate()
+        .map(|(c, (id, created_with))| {
+            let client = client.clone();
+            let total = Arc::clone(total);
+            std::thread::spawn(move || {
+                run_client(
+                    client,
+                    |i| patch_body(c, i),
+                    |i| with_event_time.then(|| event_time(c, i)),
+                    id,
+                    created_with,
+                    total,
+                )
+            })
+        })
+        .collect()
 }
 
 fn run_client(
@@ -177,24 +207,7 @@ fn sigkill_mid_stream_loses_no_accepted_patch_and_applies_each_once() {
     let profiles = create_profiles(&client);
 
     let total = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = profiles
-        .into_iter()
-        .enumerate()
-        .map(|(c, (id, created_with))| {
-            let client = client.clone();
-            let total = Arc::clone(&total);
-            std::thread::spawn(move || {
-                run_client(
-                    client,
-                    |i| patch_body(c, i),
-                    |_| None,
-                    id,
-                    created_with,
-                    total,
-                )
-            })
-        })
-        .collect();
+    let workers = spawn_clients(&client, profiles, false, &total);
     wait_for("enough accepted patches", Duration::from_secs(120), || {
         (total.load(Ordering::SeqCst) >= KILL_AFTER_ACCEPTED).then_some(())
     });
@@ -431,24 +444,7 @@ fn compaction_while_running_bounds_the_log_and_survives_sigkill() {
     let client = server.client();
     let profiles = create_profiles(&client);
     let total = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = profiles
-        .into_iter()
-        .enumerate()
-        .map(|(c, (id, created_with))| {
-            let client = client.clone();
-            let total = Arc::clone(&total);
-            std::thread::spawn(move || {
-                run_client(
-                    client,
-                    |i| patch_body(c, i),
-                    |_| None,
-                    id,
-                    created_with,
-                    total,
-                )
-            })
-        })
-        .collect();
+    let workers = spawn_clients(&client, profiles, false, &total);
     let log = dir.join("operations.log");
     let mut largest = 0;
     wait_for("enough accepted patches", Duration::from_secs(300), || {
@@ -509,24 +505,7 @@ fn sigkill_keeps_the_stamps_writes_were_accepted_with() {
     let client = server.client();
     let profiles = create_profiles(&client);
     let total = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = profiles
-        .into_iter()
-        .enumerate()
-        .map(|(c, (id, created_with))| {
-            let client = client.clone();
-            let total = Arc::clone(&total);
-            std::thread::spawn(move || {
-                run_client(
-                    client,
-                    |i| patch_body(c, i),
-                    |i| Some(event_time(c, i)),
-                    id,
-                    created_with,
-                    total,
-                )
-            })
-        })
-        .collect();
+    let workers = spawn_clients(&client, profiles, true, &total);
     wait_for("enough accepted patches", Duration::from_secs(120), || {
         (total.load(Ordering::SeqCst) >= KILL_AFTER_ACCEPTED).then_some(())
     });

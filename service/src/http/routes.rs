@@ -332,6 +332,27 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+/// The 301 a read of `id` answers when `id` was joined into another profile; `suffix`
+/// follows the canonical id in the `Location`.
+async fn read_redirect(
+    app: &App,
+    headers: &HeaderMap,
+    id: &ProfileId,
+    suffix: &str,
+) -> Result<Option<Response>, ApiError> {
+    let located = app
+        .storage
+        .locate(id)
+        .await
+        .map_err(|e| ApiError::from_store(e, id))?;
+    Ok(match located {
+        Located::Moved(to) => {
+            Some(moved(app, headers, StatusCode::MOVED_PERMANENTLY, &to, suffix).into_response())
+        }
+        Located::Live | Located::Missing => None,
+    })
+}
+
 /// `GET /v1/Stores/{storeId}/Profiles/{profileId}`: the profile as applied so far;
 /// `?traitGroups=A,B` keeps only those groups.
 pub(super) async fn fetch_profile(
@@ -340,16 +361,9 @@ pub(super) async fn fetch_profile(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if let Located::Moved(to) = app
-        .storage
-        .locate(&id)
-        .await
-        .map_err(|e| ApiError::from_store(e, &id))?
-    {
-        let suffix = query_suffix(&query);
-        return Ok(
-            moved(&app, &headers, StatusCode::MOVED_PERMANENTLY, &to, &suffix).into_response(),
-        );
+    let suffix = query_suffix(&query);
+    if let Some(redirect) = read_redirect(&app, &headers, &id, &suffix).await? {
+        return Ok(redirect);
     }
     let wanted: Option<HashSet<&str>> = query
         .get("traitGroups")
@@ -382,16 +396,9 @@ pub(super) async fn list_profile_traits(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if let Located::Moved(to) = app
-        .storage
-        .locate(&id)
-        .await
-        .map_err(|e| ApiError::from_store(e, &id))?
-    {
-        let suffix = format!("/Traits{}", query_suffix(&query));
-        return Ok(
-            moved(&app, &headers, StatusCode::MOVED_PERMANENTLY, &to, &suffix).into_response(),
-        );
+    let suffix = format!("/Traits{}", query_suffix(&query));
+    if let Some(redirect) = read_redirect(&app, &headers, &id, &suffix).await? {
+        return Ok(redirect);
     }
     let listing = |e: profile_traits::ListingError| ApiError::invalid(e.to_string());
     let mut wanted = TraitQuery::new();
