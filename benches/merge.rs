@@ -46,8 +46,9 @@ fn stamp(micros: i64) -> Stamp {
 fn bench_patch_size(c: &mut Criterion, size: &str, patch_json: &str) {
     let schema: StoreSchema = serde_json::from_str(SCHEMA).expect("bench schema is valid");
     let profile: Profile = serde_json::from_str(PROFILE).expect("bench profile is valid");
-    let patch: Patch = patch_json.parse().expect("bench patch parses");
-    schema.validate(&patch).expect("bench patch is valid");
+    let patch = schema
+        .parse_patch(patch_json.as_bytes())
+        .expect("bench patch is valid");
     let patch_bytes = patch_json.as_bytes();
     let profile_value: Value = serde_json::from_str(PROFILE).expect("bench profile is JSON");
     let patch_value: Value = serde_json::from_str(patch_json).expect("bench patch is JSON");
@@ -99,7 +100,9 @@ fn bench_patch_size(c: &mut Criterion, size: &str, patch_json: &str) {
         b.iter_batched(
             fresh_profile,
             |mut target| {
-                let parsed = Patch::from_slice(black_box(patch_bytes)).expect("valid patch");
+                let parsed = schema
+                    .parse_patch(black_box(patch_bytes))
+                    .expect("valid patch");
                 merge_in_place_owned(&mut target, parsed, &schema).expect("valid patch");
                 target
             },
@@ -122,7 +125,9 @@ fn bench_patch_size(c: &mut Criterion, size: &str, patch_json: &str) {
         b.iter_batched(
             || fresh_stored(&schema),
             |mut target| {
-                let parsed = Patch::from_slice(black_box(patch_bytes)).expect("valid patch");
+                let parsed = schema
+                    .parse_patch(black_box(patch_bytes))
+                    .expect("valid patch");
                 target
                     .apply_owned(parsed, &schema, stamp(2_000))
                     .expect("valid patch");

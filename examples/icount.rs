@@ -45,7 +45,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let schema: StoreSchema = serde_json::from_str(SCHEMA).expect("bench schema is valid");
-    let patch: Patch = patch_json.parse().expect("bench patch parses");
+    let patch = schema
+        .parse_patch(patch_json.as_bytes())
+        .expect("bench patch is valid");
     let patch_value: Value = serde_json::from_str(patch_json).expect("bench patch is JSON");
     for _ in 0..repeat {
         let input = match operation.as_str() {
@@ -121,7 +123,9 @@ fn measured(
             Input::ProfileOnly(merged.expect("valid patch"))
         }
         ("ours_from_bytes", Input::ProfileOnly(mut target)) => {
-            let parsed = Patch::from_slice(black_box(patch_json.as_bytes())).expect("valid patch");
+            let parsed = schema
+                .parse_patch(black_box(patch_json.as_bytes()))
+                .expect("valid patch");
             merge_in_place_owned(&mut target, parsed, schema).expect("valid patch");
             Input::ProfileOnly(target)
         }
@@ -132,7 +136,9 @@ fn measured(
             Input::StoredOnly(target)
         }
         ("ours_stamped_from_bytes", Input::StoredOnly(mut target)) => {
-            let parsed = Patch::from_slice(black_box(patch_json.as_bytes())).expect("valid patch");
+            let parsed = schema
+                .parse_patch(black_box(patch_json.as_bytes()))
+                .expect("valid patch");
             target
                 .apply_owned(parsed, schema, stamp(2_000))
                 .expect("valid patch");

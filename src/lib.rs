@@ -86,6 +86,7 @@ mod names;
 mod patch;
 mod pointer;
 mod profile;
+mod resolve;
 mod schema;
 mod stamp;
 mod stored;

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
 use crate::error::PatchError;
-use crate::names::Hashed;
 use crate::patch::{Entry, Patch, TraitChange};
 use crate::profile::{Profile, TraitGroup};
+use crate::resolve::{GroupTarget, check_unless_resolved};
 use crate::schema::StoreSchema;
 
 /// Merges `patch` into `profile` under `schema` and returns the new profile; `profile` is
@@ -46,7 +46,7 @@ pub fn merge(
     patch: &Patch,
     schema: &StoreSchema,
 ) -> Result<Profile, PatchError> {
-    schema.validate(patch)?;
+    check_unless_resolved(patch, schema)?;
     let mut merged = profile.clone();
     apply_borrowed(&mut merged, patch, schema, &mut ChangeLog::counting());
     Ok(merged)
@@ -81,7 +81,7 @@ pub fn merge_in_place(
     patch: &Patch,
     schema: &StoreSchema,
 ) -> Result<Vec<Change>, PatchError> {
-    schema.validate(patch)?;
+    check_unless_resolved(patch, schema)?;
     let mut changes = Vec::new();
     apply_borrowed(
         profile,
@@ -117,22 +117,26 @@ pub fn merge_in_place(
 /// ```
 pub fn merge_in_place_owned(
     profile: &mut Profile,
-    patch: Patch,
+    mut patch: Patch,
     schema: &StoreSchema,
 ) -> Result<usize, PatchError> {
-    schema.validate(&patch)?;
+    if !patch.is_resolved_in(schema) {
+        // Resolving first makes the check and the merge below look each name up once.
+        patch.resolve_names(schema);
+        schema.validate(&patch)?;
+    }
     let mut log = ChangeLog::counting();
     let mut groups = patch.into_groups();
     while let Some(group) = groups.next_group() {
+        let target = GroupTarget::of(group.key(), schema, true);
         let candidates = NewTraitCandidates {
             entries: group.entries(),
         };
-        let index = find_group_with_room(profile, group.key(), candidates);
-        let group_name = group.key();
+        let slot = find_group_with_room(profile, &target, candidates);
         let changes = group
             .drain()
             .map(|(name, change)| (name, change.into_value()));
-        apply_group(profile, group_name, index, changes, schema, &mut log);
+        apply_group(profile, &target, slot, changes, &mut log);
     }
     Ok(log.count)
 }
@@ -144,7 +148,9 @@ fn apply_borrowed(
     schema: &StoreSchema,
     log: &mut ChangeLog<'_>,
 ) {
+    let by_rank = patch.is_resolved_in(schema);
     for group in patch.group_views() {
+        let target = GroupTarget::of(group.key, schema, by_rank);
         let changes = group
             .entries
             .iter()
@@ -152,8 +158,8 @@ fn apply_borrowed(
         let candidates = NewTraitCandidates {
             entries: group.entries,
         };
-        let index = find_group_with_room(profile, group.key, candidates);
-        apply_group(profile, group.key, index, changes, schema, log);
+        let slot = find_group_with_room(profile, &target, candidates);
+        apply_group(profile, &target, slot, changes, log);
     }
 }
 
@@ -165,31 +171,28 @@ fn apply_borrowed(
 /// `slot` says where the group is in the profile: see [`find_group_with_room`].
 fn apply_group<'v>(
     profile: &mut Profile,
-    group_name: Hashed<'_>,
+    target: &GroupTarget<'_>,
     slot: GroupSlot,
     changes: impl Iterator<Item = NamedChange<'v>>,
-    schema: &StoreSchema,
     log: &mut ChangeLog<'_>,
 ) {
-    let (group_key, definition) = schema
-        .resolve(group_name)
-        .expect("validated: the schema declares every group of the patch");
+    let group_key = target.name;
     let (mut index, capacity) = match slot {
         GroupSlot::Present(index) => (Some(index), 0),
         GroupSlot::Absent { capacity } => (None, capacity),
     };
     for (name, change) in changes {
+        let (_, key) = target.resolve(name);
         match change {
             Some(value) => {
                 let group_index = *index.get_or_insert_with(|| {
                     let group = TraitGroup::with_capacity(capacity);
-                    let group_hash = group_name.hash;
                     profile
                         .groups
-                        .push_new(group_hash, group_key.clone(), Arc::new(group))
+                        .push_new(target.hash, group_key.clone(), Arc::new(group))
                 });
                 let group = &mut profile.groups[group_index];
-                match group.traits.find_key(name) {
+                match group.traits.find_name(name.hash, key) {
                     Some(slot) if group.traits[slot] == *value => {}
                     Some(slot) => {
                         let group = Arc::make_mut(group);
@@ -202,9 +205,6 @@ fn apply_group<'v>(
                         });
                     }
                     None => {
-                        let (key, _) = definition
-                            .resolve(name)
-                            .expect("validated: the group declares every trait of the patch");
                         let group = Arc::make_mut(group);
                         group
                             .traits
@@ -219,7 +219,7 @@ fn apply_group<'v>(
             None => {
                 let Some(group_index) = index else { continue };
                 let group = &mut profile.groups[group_index];
-                let Some(slot) = group.traits.find_key(name) else {
+                let Some(slot) = group.traits.find_name(name.hash, key) else {
                     continue;
                 };
                 let (key, old) = Arc::make_mut(group)
@@ -256,10 +256,10 @@ impl<'a> NewTraitCandidates<'a> {
 /// the time of the large bench patch went to regrowing).
 fn find_group_with_room(
     profile: &mut Profile,
-    name: Hashed<'_>,
+    target: &GroupTarget<'_>,
     candidates: NewTraitCandidates<'_>,
 ) -> GroupSlot {
-    match profile.groups.find_key(name) {
+    match profile.groups.find_name(target.hash, target.name) {
         Some(index) => {
             reserve_for_new_traits(profile, index, candidates);
             GroupSlot::Present(index)

@@ -80,7 +80,13 @@ impl AsRef<str> for Name {
 
 impl PartialEq for Name {
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            // Zero-padded, so equal texts are equal arrays: a few word compares, no memcmp.
+            (Repr::Inline { len, bytes }, Repr::Inline { len: l, bytes: b }) => {
+                len == l && bytes == b
+            }
+            _ => self.as_bytes() == other.as_bytes(),
+        }
     }
 }
 
@@ -142,7 +148,13 @@ impl Name {
 pub(crate) struct Hashed<'a> {
     pub(crate) name: &'a str,
     pub(crate) hash: u32,
+    /// The name's place in the schema a patch was parsed against ([`NO_RANK`] when not
+    /// declared there or not parsed against one); meaningful only with that schema.
+    pub(crate) rank: u32,
 }
+
+/// The rank of a name no schema resolved.
+pub(crate) const NO_RANK: u32 = u32::MAX;
 
 /// Maps with at most this many entries find a name by scanning its hashes; larger ones keep
 /// a table.
@@ -220,8 +232,18 @@ impl<V> NameMap<V> {
         self.find_bytes(key.hash, key.name.as_bytes())
     }
 
+    /// The position of `name`, whose hash is `hash`: the key a schema shares with profiles,
+    /// compared without `memcmp`.
+    pub(crate) fn find_name(&self, hash: u32, name: &Name) -> Option<usize> {
+        self.find_by(hash, |key| key == name)
+    }
+
     fn find_bytes(&self, hash: u32, name: &[u8]) -> Option<usize> {
-        let matches = |bucket: &Bucket<V>| bucket.hash == hash && bucket.key.as_bytes() == name;
+        self.find_by(hash, |key| key.as_bytes() == name)
+    }
+
+    fn find_by(&self, hash: u32, is_name: impl Fn(&Name) -> bool) -> Option<usize> {
+        let matches = |bucket: &Bucket<V>| bucket.hash == hash && is_name(&bucket.key);
         if self.table.is_empty() {
             return self.entries.iter().position(matches);
         }

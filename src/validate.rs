@@ -53,7 +53,45 @@ impl StoreSchema {
     }
 }
 
+impl StoreSchema {
+    /// Parses a patch from JSON bytes and checks it against this schema: the checks of
+    /// [`Patch::from_slice`], then of [`StoreSchema::validate`].
+    ///
+    /// The patch comes back with its names resolved in this schema, so that a merge under
+    /// this schema (or a clone of it) neither checks it again nor looks its names up by
+    /// hash: this is the fast way in for a service ([`merge_in_place_owned`](crate::merge_in_place_owned),
+    /// [`StoredProfile::apply_owned`](crate::StoredProfile::apply_owned)). Changing the
+    /// patch, or merging it under another schema, goes back to the checks.
+    ///
+    /// # Errors
+    ///
+    /// Every violation of the wire format; when there is none, every violation of the schema.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use profile_traits::{merge_in_place_owned, Profile, StoreSchema};
+    ///
+    /// let schema: StoreSchema = serde_json::from_str(
+    ///     r#"[{"displayName": "Contact", "traits": {"email": {"dataType": "STRING"}}}]"#)?;
+    /// let patch = schema.parse_patch(br#"{"traits": {"Contact": {"email": "a@b.c"}}}"#)?;
+    /// let mut profile = Profile::new();
+    /// assert_eq!(merge_in_place_owned(&mut profile, patch, &schema)?, 1);
+    ///
+    /// let error = schema.parse_patch(br#"{"traits": {"Contact": {"fax": "1"}}}"#).unwrap_err();
+    /// assert_eq!(error.violations()[0].pointer(), "/traits/Contact/fax");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn parse_patch(&self, bytes: &[u8]) -> Result<Patch, PatchError> {
+        let mut patch = Patch::from_slice(bytes)?;
+        patch.resolve_names(self);
+        self.validate(&patch)?;
+        Ok(patch)
+    }
+}
+
 fn check_patch(schema: &StoreSchema, patch: &Patch, out: &mut Violations) {
+    let by_rank = patch.is_resolved_in(schema);
     let limits = schema.limits();
     let groups = patch.group_views();
     if groups.len() > limits.max_groups_per_patch {
@@ -72,8 +110,10 @@ fn check_patch(schema: &StoreSchema, patch: &Patch, out: &mut Violations) {
         if out.is_truncated() {
             return;
         }
-        match schema.resolve(group.key).map(|(_, definition)| definition) {
-            Some(definition) => check_group(definition, limits, patch, &group, out),
+        match schema.lookup(group.key, by_rank) {
+            Some((_, _, definition)) => {
+                check_group(definition, by_rank, limits, patch, &group, out)
+            }
             None => out.push(Violation::new(
                 ViolationKind::UnknownGroup,
                 group_pointer(group.name),
@@ -85,6 +125,7 @@ fn check_patch(schema: &StoreSchema, patch: &Patch, out: &mut Violations) {
 
 fn check_group(
     definition: &GroupDefinition,
+    by_rank: bool,
     limits: &Limits,
     patch: &Patch,
     group: &GroupView<'_>,
@@ -107,7 +148,7 @@ fn check_group(
         }
         let key = patch.entry_key(entry);
         let name = key.name;
-        let Some((_, trait_definition)) = definition.resolve(key) else {
+        let Some((_, _, trait_definition)) = definition.lookup(key, by_rank) else {
             out.push(Violation::new(
                 ViolationKind::UnknownTrait,
                 trait_pointer(group.name, name),

@@ -11,7 +11,8 @@ use std::ops::Range;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::names::{Hashed, hash_name};
+use crate::names::{Hashed, NO_RANK, hash_name};
+use crate::schema::StoreSchema;
 use crate::value::TraitValue;
 
 /// What a patch does to one trait.
@@ -51,6 +52,8 @@ pub(crate) struct Span {
     end: usize,
     /// The name's hash, computed once when the name is added.
     hash: u32,
+    /// The name's rank in the schema of [`Patch::resolved_for`], or [`NO_RANK`].
+    rank: u32,
 }
 
 impl Span {
@@ -64,6 +67,7 @@ impl Span {
         Hashed {
             name: self.of(names),
             hash: self.hash,
+            rank: self.rank,
         }
     }
 }
@@ -180,6 +184,9 @@ pub struct Patch {
     groups: Vec<GroupEntry>,
     /// The trait changes, group after group.
     entries: Vec<Entry>,
+    /// The [`StoreSchema::instance`] this patch was checked against, its names' ranks
+    /// resolved there ([`StoreSchema::parse_patch`]); any change of the patch clears it.
+    resolved_for: Option<u64>,
 }
 
 impl Patch {
@@ -203,6 +210,7 @@ impl Patch {
     /// Puts `change` for trait `name` of `group` into the patch; returns what the patch said
     /// of that trait before. A new group or trait goes after the existing ones.
     pub fn insert(&mut self, group: &str, name: &str, change: TraitChange) -> Option<TraitChange> {
+        self.resolved_for = None;
         let index = self.group_index_or_insert(group);
         let range = self.groups[index].entries.clone();
         if let Some(offset) = self.position_in(range.clone(), name) {
@@ -222,12 +230,18 @@ impl Patch {
     }
 
     fn push_name(&mut self, name: &str) -> Span {
+        self.push_hashed(name, hash_name(name))
+    }
+
+    /// Appends `name`, whose hash is `hash`, to the name buffer; unresolved.
+    fn push_hashed(&mut self, name: &str, hash: u32) -> Span {
         let start = self.names.len();
         self.names.push_str(name);
         Span {
             start,
             end: self.names.len(),
-            hash: hash_name(name),
+            hash,
+            rank: NO_RANK,
         }
     }
 
@@ -243,6 +257,7 @@ impl Patch {
         if let Some(index) = self.group_index(name) {
             return index;
         }
+        self.resolved_for = None;
         let name = self.push_name(name);
         let at = self.entries.len();
         self.groups.push(GroupEntry {
@@ -278,6 +293,33 @@ impl Patch {
     /// The name of `entry`, an entry of this patch, with its hash.
     pub(crate) fn entry_key(&self, entry: &Entry) -> Hashed<'_> {
         entry.name.key(&self.names)
+    }
+
+    /// Whether this patch was parsed against `schema` or a clone of it, unchanged since:
+    /// checked there, its names resolved there.
+    pub(crate) fn is_resolved_in(&self, schema: &StoreSchema) -> bool {
+        self.resolved_for == Some(schema.instance())
+    }
+
+    /// Resolves every name in `schema`, by hash, as [`StoreSchema::parse_patch`] does while
+    /// parsing; the caller checks the patch against `schema` before it relies on that.
+    pub(crate) fn resolve_names(&mut self, schema: &StoreSchema) {
+        let Patch {
+            names,
+            groups,
+            entries,
+            resolved_for,
+        } = self;
+        for group in groups.iter_mut() {
+            let definition = schema.lookup(group.name.key(names), false);
+            group.name.rank = definition.map_or(NO_RANK, |(rank, _, _)| rank);
+            for entry in &mut entries[group.entries.clone()] {
+                entry.name.rank = definition
+                    .and_then(|(_, _, definition)| definition.lookup(entry.name.key(names), false))
+                    .map_or(NO_RANK, |(rank, _, _)| rank);
+            }
+        }
+        *resolved_for = Some(schema.instance());
     }
 
     /// The groups of the patch taken by value, so a merge can move the values out.

@@ -68,6 +68,7 @@ impl Patch {
             names: String::with_capacity(bytes),
             groups: Vec::new(),
             entries: Vec::with_capacity(bytes / BYTES_PER_ENTRY),
+            resolved_for: None,
         }
     }
 

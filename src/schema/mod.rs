@@ -8,6 +8,8 @@ mod rules;
 
 pub use rules::{ArrayRule, DataType, NumberRule, Pattern, StringRule, ValidationRule};
 
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
 use crate::error::SchemaError;
 use crate::limits::Limits;
 use crate::names::{Hashed, Name, NameMap};
@@ -228,16 +230,21 @@ impl GroupDefinition {
         self.traits.is_empty()
     }
 
-    /// The declared trait `name` with its shared key, for adding it to a profile.
-    pub(crate) fn resolve(&self, key: Hashed<'_>) -> Option<(&Name, &TraitDefinition)> {
-        self.traits.get_index(self.traits.find_key(key)?)
-    }
-
-    /// The declared trait `name`'s place in declaration order and its shared key.
-    pub(crate) fn resolve_ranked(&self, key: Hashed<'_>) -> Option<(u32, &Name)> {
-        let index = self.traits.find_key(key)?;
-        let (name, _) = self.traits.get_index(index)?;
-        Some((declaration_rank(index), name))
+    /// The declared trait `key` names, with its rank (place in declaration order) and the
+    /// key it shares with profiles: found by the rank `key` carries when `by_rank` (its patch
+    /// was resolved in this group's schema), else by hash.
+    pub(crate) fn lookup(
+        &self,
+        key: Hashed<'_>,
+        by_rank: bool,
+    ) -> Option<(u32, &Name, &TraitDefinition)> {
+        let index = if by_rank {
+            key.rank as usize
+        } else {
+            self.traits.find_key(key)?
+        };
+        let (name, definition) = self.traits.get_index(index)?;
+        Some((declaration_rank(index), name, definition))
     }
 
     /// The trait `name`'s place in declaration order, or `u32::MAX` when not declared.
@@ -315,10 +322,28 @@ fn is_group_name(name: &str) -> bool {
 /// let duplicate = r#"[{"displayName": "A", "traits": {}}, {"displayName": "A", "traits": {}}]"#;
 /// assert!(serde_json::from_str::<StoreSchema>(duplicate).is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct StoreSchema {
     groups: NameMap<GroupDefinition>,
     limits: Limits,
+    /// This schema among the schemas of the process: a patch parsed against it
+    /// ([`StoreSchema::parse_patch`]) carries it, so that a merge under the same schema (or a
+    /// clone of it) trusts the patch's checks and resolved names. Any change of the schema
+    /// takes a new one.
+    instance: u64,
+}
+
+impl PartialEq for StoreSchema {
+    /// The same groups, traits and limits; which instance does not matter.
+    fn eq(&self, other: &Self) -> bool {
+        self.groups == other.groups && self.limits == other.limits
+    }
+}
+
+/// A number no other schema of the process has.
+fn new_instance() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, AtomicOrdering::Relaxed)
 }
 
 impl StoreSchema {
@@ -374,12 +399,14 @@ impl StoreSchema {
         Ok(StoreSchema {
             groups: map,
             limits: Limits::default(),
+            instance: new_instance(),
         })
     }
 
     /// The same schema checking patches against `limits` instead of the defaults.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self.instance = new_instance();
         self
     }
 
@@ -408,16 +435,26 @@ impl StoreSchema {
         self.groups.is_empty()
     }
 
-    /// The declared group `name` with its shared key, for adding it to a profile.
-    pub(crate) fn resolve(&self, key: Hashed<'_>) -> Option<(&Name, &GroupDefinition)> {
-        self.groups.get_index(self.groups.find_key(key)?)
-    }
-
-    /// The declared group `name`'s place in declaration order, its shared key and definition.
-    pub(crate) fn resolve_ranked(&self, key: Hashed<'_>) -> Option<(u32, &Name, &GroupDefinition)> {
-        let index = self.groups.find_key(key)?;
+    /// The declared group `key` names, with its rank (place in declaration order), the key
+    /// it shares with profiles and its definition: found by the rank `key` carries when
+    /// `by_rank` (its patch was resolved in this schema), else by hash.
+    pub(crate) fn lookup(
+        &self,
+        key: Hashed<'_>,
+        by_rank: bool,
+    ) -> Option<(u32, &Name, &GroupDefinition)> {
+        let index = if by_rank {
+            key.rank as usize
+        } else {
+            self.groups.find_key(key)?
+        };
         let (name, definition) = self.groups.get_index(index)?;
         Some((declaration_rank(index), name, definition))
+    }
+
+    /// Identifies this schema and its clones: see the field.
+    pub(crate) fn instance(&self) -> u64 {
+        self.instance
     }
 
     /// The group `name`'s place in declaration order, or `u32::MAX` when not declared.

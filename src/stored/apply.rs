@@ -7,8 +7,9 @@ use super::{
 };
 use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
 use crate::error::PatchError;
-use crate::names::{Hashed, Name};
+use crate::names::Name;
 use crate::patch::Patch;
+use crate::resolve::{GroupTarget, check_unless_resolved};
 use crate::schema::{GroupDefinition, StoreSchema};
 use crate::stamp::Stamp;
 
@@ -58,15 +59,17 @@ impl StoredProfile {
         schema: &StoreSchema,
         stamp: Stamp,
     ) -> Result<Vec<Change>, PatchError> {
-        schema.validate(patch)?;
+        check_unless_resolved(patch, schema)?;
+        let by_rank = patch.is_resolved_in(schema);
         let mut changes = Vec::new();
         let mut log = ChangeLog::recording(&mut changes);
         for group in patch.group_views() {
+            let target = GroupTarget::of(group.key, schema, by_rank);
             let writes = group
                 .entries
                 .iter()
                 .map(|entry| (patch.entry_key(entry), entry.change.borrowed_value()));
-            self.apply_group(group.key, writes, schema, stamp, &mut log);
+            self.apply_group(&target, writes, schema, stamp, &mut log);
         }
         Ok(changes)
     }
@@ -94,19 +97,23 @@ impl StoredProfile {
     /// ```
     pub fn apply_owned(
         &mut self,
-        patch: Patch,
+        mut patch: Patch,
         schema: &StoreSchema,
         stamp: Stamp,
     ) -> Result<usize, PatchError> {
-        schema.validate(&patch)?;
+        if !patch.is_resolved_in(schema) {
+            // Resolving first makes the check and the apply below look each name up once.
+            patch.resolve_names(schema);
+            schema.validate(&patch)?;
+        }
         let mut log = ChangeLog::counting();
         let mut groups = patch.into_groups();
         while let Some(group) = groups.next_group() {
-            let name = group.key();
+            let target = GroupTarget::of(group.key(), schema, true);
             let writes = group
                 .drain()
                 .map(|(name, change)| (name, change.into_value()));
-            self.apply_group(name, writes, schema, stamp, &mut log);
+            self.apply_group(&target, writes, schema, stamp, &mut log);
         }
         Ok(log.count)
     }
@@ -114,30 +121,30 @@ impl StoredProfile {
     /// Applies the writes of one validated group at `stamp`.
     fn apply_group<'v>(
         &mut self,
-        group_name: Hashed<'_>,
+        target: &GroupTarget<'_>,
         writes: impl Iterator<Item = NamedChange<'v>>,
         schema: &StoreSchema,
         stamp: Stamp,
         log: &mut ChangeLog<'_>,
     ) {
-        let (group_rank, group_key, definition) = schema
-            .resolve_ranked(group_name)
-            .expect("validated: the schema declares every group of the patch");
-        let mut group_index = self.groups.find_key(group_name);
+        let group_key = target.name;
+        let mut group_index = self.groups.find_name(target.hash, group_key);
         let mut appended = false;
         for (name, value) in writes {
-            let (trait_rank, trait_key) = definition
-                .resolve_ranked(name)
-                .expect("validated: the group declares every trait of the patch");
-            let existing = group_index
-                .and_then(|index| Some((index, self.groups[index].traits.find_key(name)?)));
+            let (trait_rank, trait_key) = target.resolve(name);
+            let existing = group_index.and_then(|index| {
+                Some((
+                    index,
+                    self.groups[index].traits.find_name(name.hash, trait_key)?,
+                ))
+            });
             let Some((index, slot)) = existing else {
                 if stamp <= self.horizon {
                     log.note_stale(group_key, trait_key, self.horizon);
                     continue;
                 }
                 let index = *group_index
-                    .get_or_insert_with(|| self.insert_group(group_key, group_rank, schema));
+                    .get_or_insert_with(|| self.insert_group(group_key, target.rank, schema));
                 let entry = Entry {
                     rank: trait_rank,
                     stamp,
@@ -182,7 +189,7 @@ impl StoredProfile {
             });
         }
         if appended && let Some(index) = group_index {
-            place_new_traits(&mut self.groups[index], definition);
+            place_new_traits(&mut self.groups[index], target.definition);
         }
     }
 
