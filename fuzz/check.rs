@@ -68,6 +68,9 @@ pub fn check_patch_bytes(
     bytes: &[u8],
 ) -> Result<Profile, PatchError> {
     let as_json: Option<Value> = serde_json::from_slice(bytes).ok();
+    // Law 16: the one pass of `parse_patch` gives what parsing, then validating, gives.
+    let full = Patch::from_slice(bytes).and_then(|patch| schema.validate(&patch).map(|()| patch));
+    assert_eq!(schema.parse_patch(bytes), full, "parse_patch differs");
     let patch = match Patch::from_slice(bytes) {
         Ok(patch) => patch,
         Err(error) => {

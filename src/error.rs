@@ -201,6 +201,10 @@ impl Violations {
         self.truncated
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     pub(crate) fn into_result(self) -> Result<(), PatchError> {
         match PatchError::from_violations(self) {
             Some(error) => Err(error),

@@ -361,14 +361,52 @@ impl<V> NameMap<V> {
             return None;
         }
         let bucket = self.entries.remove(at);
-        if !self.table.is_empty() {
-            if self.entries.len() <= LINEAR {
-                self.table = Vec::new();
-            } else {
-                self.rebuild_table();
-            }
+        if self.entries.len() <= LINEAR {
+            self.table = Vec::new();
+        } else if !self.table.is_empty() {
+            self.unplace(bucket.hash, at);
         }
         Some((bucket.key, bucket.value))
+    }
+
+    /// Takes position `at` (whose hash is `hash`) out of the table and moves the later
+    /// positions down one, as `entries.remove(at)` did: one pass over the table, where a
+    /// rebuild hashed and placed every entry again (a third of a medium patch's merge).
+    fn unplace(&mut self, hash: u32, at: usize) {
+        let at = u32::try_from(at).expect("fewer than 2^32 entries");
+        let mask = self.table.len() - 1;
+        let mut hole = slot_of(hash, mask);
+        while self.table[hole] != at {
+            hole = (hole + 1) & mask;
+        }
+        // Backward-shift deletion: each later entry of the probe run moves into the hole
+        // unless its home slot lies cyclically after the hole.
+        let mut next = (hole + 1) & mask;
+        while self.table[next] != EMPTY {
+            let home = slot_of(self.entries_hash(self.table[next], at), mask);
+            if (next.wrapping_sub(home) & mask) >= (next.wrapping_sub(hole) & mask) {
+                self.table[hole] = self.table[next];
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.table[hole] = EMPTY;
+        for position in &mut self.table {
+            if *position != EMPTY && *position > at {
+                *position -= 1;
+            }
+        }
+    }
+
+    /// The hash of the entry the table calls `position`, while the entry removed from
+    /// `removed` has already shifted the later ones down.
+    fn entries_hash(&self, position: u32, removed: u32) -> u32 {
+        let index = if position > removed {
+            position - 1
+        } else {
+            position
+        };
+        self.entries[index as usize].hash
     }
 
     pub(crate) fn shift_remove(&mut self, name: &str) -> Option<V> {
@@ -653,5 +691,26 @@ mod tests {
         map.shift_insert(0, Name::from("x"), 1000);
         assert_eq!(map.get_index_of("x"), Some(0));
         assert_eq!(map.get("trait-name-number-0004"), Some(&4));
+    }
+
+    #[test]
+    fn removing_entries_one_by_one_keeps_every_other_one_findable_at_its_position() {
+        let mut map = NameMap::default();
+        let mut names: Vec<String> = (0..150).map(|i| format!("t{i}")).collect();
+        for name in &names {
+            map.insert(Name::from(name.as_str()), ());
+        }
+        // A fixed, scattered order of removals: front, back and middle of the map.
+        let mut step = 0;
+        while !names.is_empty() {
+            step = (step * 7 + 3) % names.len();
+            let removed = names.remove(step);
+            assert_eq!(map.shift_remove(&removed), Some(()));
+            assert_eq!(map.get_index_of(&removed), None);
+            for (at, name) in names.iter().enumerate() {
+                assert_eq!(map.get_index_of(name), Some(at), "after removing {removed}");
+            }
+        }
+        assert!(map.is_empty());
     }
 }

@@ -1,4 +1,4 @@
-//! The merge laws of SEMANTICS.md §5 and the event-time laws of §6 (10 to 15), one property
+//! The merge laws of SEMANTICS.md §5 (1 to 9 and 16) and the event-time laws of §6 (10 to 15), one property
 //! test per law (named after it), a model test that runs random patch sequences against a
 //! deliberately naive model, and one that checks the stamped merge against "sort the
 //! writes, then merge".
@@ -12,11 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 
 use common::strategies::{
-    Doc, any_patch_doc, case, case2, config, invalid_patch_doc, profile, schema, valid_patch,
+    Doc, any_patch_doc, case, case2, config, declared, invalid_patch_doc, profile, schema,
+    valid_patch,
 };
 use profile_traits::{
-    Change, ChangeKind, Patch, PatchError, Profile, Stamp, StoreSchema, StoredProfile, TraitChange,
-    TraitValue, ViolationKind, merge, merge_in_place, merge_in_place_owned,
+    Change, ChangeKind, DataType, Patch, PatchError, Profile, Stamp, StoreSchema, StoredProfile,
+    TraitChange, TraitValue, ViolationKind, merge, merge_in_place, merge_in_place_owned,
 };
 use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
@@ -97,8 +98,75 @@ fn check_named(patch: &Patch, after: &Profile) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Parsing, then validating: what `parse_patch` must agree with (law 16).
+fn parse_then_validate(schema: &StoreSchema, bytes: &[u8]) -> Result<Patch, PatchError> {
+    Patch::from_slice(bytes).and_then(|patch| schema.validate(&patch).map(|()| patch))
+}
+
+/// A JSON value of `data_type` spelled in the ways the one pass of `parse_patch` reads or
+/// leaves to the full parser (numbers with signs, fractions, exponents, leading zeros, 18
+/// to 23 digits, `-0`, out of range; strings with every escape and surrogates, paired or
+/// not), now and then of another type or not JSON at all.
+fn spelling(data_type: DataType) -> BoxedStrategy<String> {
+    let number = prop_oneof![
+        4 => "-?(0|[1-9][0-9]{0,2})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?",
+        1 => "-?(0|[1-9][0-9]{16,22}|0[0-9])(\\.[0-9]{0,2})?([eE][+-]?[0-9]{0,3})?",
+        1 => Just("1e400".to_owned()),
+    ];
+    let string = prop_oneof![
+        4 => "\"([a-z@. ]|\\\\[\"\\\\/bfnrt]|\\\\u00[0-9a-f]{2}|\\\\ud83d\\\\ude00){0,8}\"",
+        1 => "\"([a-zé]|\\\\[xu]|\\\\u[0-9a-fA-F]{4}|\t){0,8}\"?",
+    ];
+    let boolean = prop_oneof![Just("true".to_owned()), Just("false".to_owned())];
+    let scalar = prop_oneof![number.clone(), string.clone(), boolean.clone()];
+    let array = vec(scalar.clone(), 0..4).prop_map(|items| format!("[ {} ]", items.join(" , ")));
+    let typed = match data_type {
+        DataType::String => string.boxed(),
+        DataType::Number => number.boxed(),
+        DataType::Boolean => boolean.boxed(),
+        DataType::Array => array.boxed(),
+    };
+    prop_oneof![
+        6 => typed,
+        1 => scalar,
+        1 => prop_oneof![Just("null"), Just("tru"), Just("{}"), Just("[[1]]")].prop_map(String::from),
+    ]
+    .boxed()
+}
+
 proptest! {
     #![proptest_config(config(REGRESSIONS))]
+
+    /// Law 16: `parse_patch` reads, resolves and checks a patch in one pass, and gives what
+    /// parsing, then validating, gives: the same patch or the same report, here for a value
+    /// of every spelling under a declared trait. (The byte-level damage of tests/hostile.rs
+    /// and the fuzz corpus check the same through `fuzz/check.rs`.)
+    #[test]
+    fn one_pass_parse_equals_parse_then_validate(
+        (schema, group, name, value, other) in schema()
+            .prop_filter("a schema declaring a trait", |s| !declared(s).is_empty())
+            .prop_flat_map(|s| {
+                let traits = declared(&s);
+                (Just(s), proptest::sample::select(traits))
+            })
+            .prop_flat_map(|(s, (group, name, definition))| {
+                let data_type = definition.data_type();
+                (Just(s), Just(group), Just(name), spelling(data_type), spelling(data_type))
+            }),
+    ) {
+        let group = serde_json::to_string(&group).unwrap();
+        let name = serde_json::to_string(&name).unwrap();
+        for json in [
+            format!(r#"{{"traits": {{{group}: {{{name}: {value}}}}}}}"#),
+            format!("{{\n\"traits\":{{{group}:{{{name}:{value},\"other\":{other}}}}}}}"),
+        ] {
+            prop_assert_eq!(
+                schema.parse_patch(json.as_bytes()),
+                parse_then_validate(&schema, json.as_bytes()),
+                "{}", json
+            );
+        }
+    }
 
     /// Law 1: every trait and group the patch does not name keeps its value and its
     /// position; the traits and groups that stay keep their order, new ones come after.

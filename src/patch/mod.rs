@@ -301,6 +301,32 @@ impl Patch {
         self.resolved_for == Some(schema.instance())
     }
 
+    /// Appends a change of trait `name` (hashed to `hash`, of rank `rank` in its group) to
+    /// the group that [`Patch::push_group`] closes next.
+    pub(crate) fn push_entry(&mut self, name: &str, hash: u32, rank: u32, change: TraitChange) {
+        let name = Span {
+            rank,
+            ..self.push_hashed(name, hash)
+        };
+        self.entries.push(Entry { name, change });
+    }
+
+    /// Appends group `name` (hashed to `hash`, of rank `rank`) with the entries pushed
+    /// since there were `first_entry`.
+    pub(crate) fn push_group(&mut self, name: &str, hash: u32, rank: u32, first_entry: usize) {
+        let name = Span {
+            rank,
+            ..self.push_hashed(name, hash)
+        };
+        let entries = first_entry..self.entries.len();
+        self.groups.push(GroupEntry { name, entries });
+    }
+
+    /// Marks the patch as checked against `schema`, with every name's rank there pushed.
+    pub(crate) fn mark_resolved(&mut self, schema: &StoreSchema) {
+        self.resolved_for = Some(schema.instance());
+    }
+
     /// Resolves every name in `schema`, by hash, as [`StoreSchema::parse_patch`] does while
     /// parsing; the caller checks the patch against `schema` before it relies on that.
     pub(crate) fn resolve_names(&mut self, schema: &StoreSchema) {

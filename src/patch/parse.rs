@@ -60,7 +60,7 @@ impl Patch {
     /// An empty patch with room for what a JSON document of `input_len` bytes can hold, so
     /// that parsing rarely grows a buffer: names take fewer bytes than the document, and
     /// each trait takes at least a few bytes of it (`"a":1,`), typically more than 24.
-    fn with_capacity_for_input(input_len: usize) -> Self {
+    pub(crate) fn with_capacity_for_input(input_len: usize) -> Self {
         const MAX_PRESIZED_BYTES: usize = 64 * 1024;
         const BYTES_PER_ENTRY: usize = 24;
         let bytes = input_len.min(MAX_PRESIZED_BYTES);

@@ -1,4 +1,7 @@
-//! Checking a patch against a schema, without applying it.
+//! Checking a patch against a schema, without applying it; parsing and checking in one
+//! pass in `one_pass`.
+
+mod one_pass;
 
 use serde_json::Number;
 
@@ -83,6 +86,11 @@ impl StoreSchema {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn parse_patch(&self, bytes: &[u8]) -> Result<Patch, PatchError> {
+        if let Some(patch) = one_pass::parse_valid(bytes, self) {
+            return Ok(patch);
+        }
+        // Not a valid patch, or spelled in a way the one pass leaves out: the full parser
+        // and checks, for their report.
         let mut patch = Patch::from_slice(bytes)?;
         patch.resolve_names(self);
         self.validate(&patch)?;
