@@ -53,6 +53,8 @@
 //! - [`merge`]: a new profile; the old one is untouched and shares unchanged groups.
 //! - [`merge_in_place`]: all or nothing on `&mut Profile`, returning the [`Change`]s made.
 //! - [`merge_in_place_owned`]: the same with the patch taken by value, moving its values in.
+//! - [`StoreSchema::parse_patch`]: a request body read and checked in one pass, its names
+//!   resolved in the schema, so that merges under that schema skip both.
 //! - [`StoreSchema::validate`]: the checks alone, to answer 400 before accepting a patch.
 //! - [`Patch::compose`], [`Patch::from_changes`], [`Patch::undo`]: coalescing queued
 //!   patches, replaying and undoing changes.

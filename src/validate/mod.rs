@@ -58,7 +58,11 @@ impl StoreSchema {
 
 impl StoreSchema {
     /// Parses a patch from JSON bytes and checks it against this schema: the checks of
-    /// [`Patch::from_slice`], then of [`StoreSchema::validate`].
+    /// [`Patch::from_slice`], then of [`StoreSchema::validate`], with the same result.
+    ///
+    /// A valid patch is read in one pass: each name is resolved in the schema as it is read,
+    /// each value checked as soon as it is read. Any other input goes through the full
+    /// parser and checks, so the report is theirs, every violation in document order.
     ///
     /// The patch comes back with its names resolved in this schema, so that a merge under
     /// this schema (or a clone of it) neither checks it again nor looks its names up by
