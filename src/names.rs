@@ -326,6 +326,46 @@ impl<V> NameMap<V> {
         at
     }
 
+    /// Appends `key`, known absent, leaving the table as it is: for a batch of appends that
+    /// [`NameMap::place_appended`] then orders and indexes at once. Meanwhile lookups may
+    /// miss the appended entries (never the others); a patch names each trait once, so a
+    /// merge never looks up a trait it appended.
+    pub(crate) fn push_unindexed(&mut self, hash: u32, key: Name, value: V) {
+        self.entries.push(Bucket { hash, key, value });
+    }
+
+    /// Moves the entries from position `from` on (appended by [`NameMap::push_unindexed`])
+    /// to their places in `compare`'s order among the ones before `from`, which are in that
+    /// order, and indexes every entry again.
+    ///
+    /// A few appended entries are placed by binary search and one shift each; more are
+    /// sorted in with the rest.
+    pub(crate) fn place_appended(
+        &mut self,
+        from: usize,
+        mut compare: impl FnMut(&Name, &V, &Name, &V) -> Ordering,
+    ) {
+        const FEW: usize = 4;
+        let mut compare_buckets =
+            |a: &Bucket<V>, b: &Bucket<V>| compare(&a.key, &a.value, &b.key, &b.value);
+        if self.entries.len() - from > FEW {
+            self.entries.sort_by(compare_buckets);
+        } else {
+            self.entries[from..].sort_by(&mut compare_buckets);
+            let mut lowest = 0;
+            for at in from..self.entries.len() {
+                let (placed, rest) = self.entries.split_at(at);
+                let entry = &rest[0];
+                let place = lowest
+                    + placed[lowest..]
+                        .partition_point(|b| compare_buckets(b, entry) == Ordering::Less);
+                self.entries[place..=at].rotate_right(1);
+                lowest = place + 1;
+            }
+        }
+        self.rebuild_table();
+    }
+
     fn place(table: &mut [u32], hash: u32, position: u32) {
         let mask = table.len() - 1;
         let mut slot = slot_of(hash, mask);
@@ -426,9 +466,8 @@ impl<V> NameMap<V> {
     pub(crate) fn sort_by(&mut self, mut compare: impl FnMut(&Name, &V, &Name, &V) -> Ordering) {
         self.entries
             .sort_by(|a, b| compare(&a.key, &a.value, &b.key, &b.value));
-        if !self.table.is_empty() {
-            self.rebuild_table();
-        }
+        // Also indexes entries appended by `push_unindexed`.
+        self.rebuild_table();
     }
 
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Name, &mut V) -> bool) {
@@ -712,5 +751,30 @@ mod tests {
             }
         }
         assert!(map.is_empty());
+    }
+
+    #[test]
+    fn appended_entries_are_placed_in_order_and_found() {
+        let by_name = |a: &Name, _: &(), b: &Name, _: &()| a.cmp(b);
+        // Few appended (placed by shifts) and many (sorted in), into small and large maps.
+        for (existing, appended) in [(3, 2), (12, 3), (12, 4), (12, 9), (40, 1), (0, 3)] {
+            let mut map = NameMap::default();
+            for i in 0..existing {
+                map.insert(Name::from(format!("t{:03}", i * 2)), ());
+            }
+            for i in 0..appended {
+                // Odd names land between the existing even ones, last first.
+                let name = Name::from(format!("t{:03}", (appended - i) * 7 % 90 * 2 + 1));
+                map.push_unindexed(name.hash(), name, ());
+            }
+            map.place_appended(existing, by_name);
+            let names: Vec<&str> = map.iter().map(|(name, _)| &**name).collect();
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            assert_eq!(names, sorted, "{existing} + {appended}");
+            for (at, name) in names.iter().enumerate() {
+                assert_eq!(map.get_index_of(name), Some(at));
+            }
+        }
     }
 }

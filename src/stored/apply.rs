@@ -129,7 +129,8 @@ impl StoredProfile {
     ) {
         let group_key = target.name;
         let mut group_index = self.groups.find_name(target.hash, group_key);
-        let mut appended = false;
+        // Where the traits this patch adds to the group begin, once it adds one.
+        let mut first_new = None;
         for (name, value) in writes {
             let (trait_rank, trait_key) = target.resolve(name);
             let existing = group_index.and_then(|index| {
@@ -151,9 +152,9 @@ impl StoredProfile {
                     value: value.map(|v| v.into_owned()),
                 };
                 let traits = &mut self.groups[index].traits;
-                let at = traits.push_new(name.hash, trait_key.clone(), entry);
-                appended = true;
-                let new = &traits[at].value;
+                first_new.get_or_insert(traits.len());
+                traits.push_unindexed(name.hash, trait_key.clone(), entry);
+                let new = &traits[traits.len() - 1].value;
                 log.note(group_key, trait_key, || match new {
                     Some(value) => ChangeKind::Added {
                         value: value.clone(),
@@ -188,8 +189,8 @@ impl StoredProfile {
                 (None, None) => ChangeKind::Touched,
             });
         }
-        if appended && let Some(index) = group_index {
-            place_new_traits(&mut self.groups[index], target.definition);
+        if let (Some(first_new), Some(index)) = (first_new, group_index) {
+            place_new_traits(&mut self.groups[index], target.definition, first_new);
         }
     }
 
@@ -215,18 +216,21 @@ impl StoredProfile {
     }
 }
 
-/// Moves the traits a patch appended to `group` to their places in `definition`'s order.
+/// Moves the traits a patch appended to `group`, from position `first_new` on, to their
+/// places in `definition`'s order, and indexes the group again.
 ///
-/// One sort of the group after all its writes, not a sorted insert per trait: a sorted
-/// insert shifts the rest of the group and its hash indices every time (the large bench
-/// patch adds about 300 traits). A group deserialized, made from a plain profile or joined
-/// is ranked by position until this ranks it by the schema.
-fn place_new_traits(group: &mut StoredGroup, definition: &GroupDefinition) {
-    if !group.ranked {
+/// Once per group after all its writes, not a sorted insert per trait: a sorted insert
+/// shifts the rest of the group and its hash indices every time (the large bench patch adds
+/// about 300 traits). A group deserialized, made from a plain profile or joined is ranked
+/// by position until this ranks it by the schema, and then sorted whole.
+fn place_new_traits(group: &mut StoredGroup, definition: &GroupDefinition, first_new: usize) {
+    if group.ranked {
+        group.traits.place_appended(first_new, canonical_traits);
+    } else {
         for (name, entry) in &mut group.traits {
             entry.rank = definition.rank_of_trait(name);
         }
         group.ranked = true;
+        group.traits.sort_by(canonical_traits);
     }
-    group.traits.sort_by(canonical_traits);
 }
