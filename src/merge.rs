@@ -6,7 +6,7 @@ use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
 use crate::error::PatchError;
 use crate::patch::{Entry, Patch, TraitChange};
 use crate::profile::{Profile, TraitGroup};
-use crate::resolve::{GroupTarget, check_unless_resolved};
+use crate::resolve::{GroupTarget, check_borrowed, check_owned};
 use crate::schema::StoreSchema;
 
 /// Merges `patch` into `profile` under `schema` and returns the new profile; `profile` is
@@ -46,9 +46,15 @@ pub fn merge(
     patch: &Patch,
     schema: &StoreSchema,
 ) -> Result<Profile, PatchError> {
-    check_unless_resolved(patch, schema)?;
+    let by_rank = check_borrowed(patch, schema)?;
     let mut merged = profile.clone();
-    apply_borrowed(&mut merged, patch, schema, &mut ChangeLog::counting());
+    apply_borrowed(
+        &mut merged,
+        patch,
+        schema,
+        by_rank,
+        &mut ChangeLog::counting(),
+    );
     Ok(merged)
 }
 
@@ -81,12 +87,13 @@ pub fn merge_in_place(
     patch: &Patch,
     schema: &StoreSchema,
 ) -> Result<Vec<Change>, PatchError> {
-    check_unless_resolved(patch, schema)?;
+    let by_rank = check_borrowed(patch, schema)?;
     let mut changes = Vec::new();
     apply_borrowed(
         profile,
         patch,
         schema,
+        by_rank,
         &mut ChangeLog::recording(&mut changes),
     );
     Ok(changes)
@@ -120,11 +127,7 @@ pub fn merge_in_place_owned(
     mut patch: Patch,
     schema: &StoreSchema,
 ) -> Result<usize, PatchError> {
-    if !patch.is_resolved_in(schema) {
-        // Resolving first makes the check and the merge below look each name up once.
-        patch.resolve_names(schema);
-        schema.validate(&patch)?;
-    }
+    check_owned(&mut patch, schema)?;
     let mut log = ChangeLog::counting();
     let mut groups = patch.into_groups();
     while let Some(group) = groups.next_group() {
@@ -146,9 +149,9 @@ fn apply_borrowed(
     profile: &mut Profile,
     patch: &Patch,
     schema: &StoreSchema,
+    by_rank: bool,
     log: &mut ChangeLog<'_>,
 ) {
-    let by_rank = patch.is_resolved_in(schema);
     for group in patch.group_views() {
         let target = GroupTarget::of(group.key, schema, by_rank);
         let changes = group

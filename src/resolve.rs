@@ -5,13 +5,24 @@ use crate::names::{Hashed, Name};
 use crate::patch::Patch;
 use crate::schema::{GroupDefinition, StoreSchema};
 
-/// Checks `patch` against `schema`, unless it was parsed against it (and so checked there).
-pub(crate) fn check_unless_resolved(patch: &Patch, schema: &StoreSchema) -> Result<(), PatchError> {
+/// Checks `patch` against `schema`, unless it was parsed against it (and so checked there);
+/// returns whether its names carry their ranks in `schema`.
+pub(crate) fn check_borrowed(patch: &Patch, schema: &StoreSchema) -> Result<bool, PatchError> {
     if patch.is_resolved_in(schema) {
-        Ok(())
+        Ok(true)
     } else {
-        schema.validate(patch)
+        schema.validate(patch).map(|()| false)
     }
+}
+
+/// Checks `patch`, taken by value, against `schema`, unless it was parsed against it; its
+/// names are resolved first, so that the check and the merge look each one up once.
+pub(crate) fn check_owned(patch: &mut Patch, schema: &StoreSchema) -> Result<(), PatchError> {
+    if !patch.is_resolved_in(schema) {
+        patch.resolve_names(schema);
+        schema.validate(patch)?;
+    }
+    Ok(())
 }
 
 /// A group of a validated patch, resolved in the schema.

@@ -9,7 +9,7 @@ use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
 use crate::error::PatchError;
 use crate::names::Name;
 use crate::patch::Patch;
-use crate::resolve::{GroupTarget, check_unless_resolved};
+use crate::resolve::{GroupTarget, check_borrowed, check_owned};
 use crate::schema::{GroupDefinition, StoreSchema};
 use crate::stamp::Stamp;
 
@@ -59,8 +59,7 @@ impl StoredProfile {
         schema: &StoreSchema,
         stamp: Stamp,
     ) -> Result<Vec<Change>, PatchError> {
-        check_unless_resolved(patch, schema)?;
-        let by_rank = patch.is_resolved_in(schema);
+        let by_rank = check_borrowed(patch, schema)?;
         let mut changes = Vec::new();
         let mut log = ChangeLog::recording(&mut changes);
         for group in patch.group_views() {
@@ -101,11 +100,7 @@ impl StoredProfile {
         schema: &StoreSchema,
         stamp: Stamp,
     ) -> Result<usize, PatchError> {
-        if !patch.is_resolved_in(schema) {
-            // Resolving first makes the check and the apply below look each name up once.
-            patch.resolve_names(schema);
-            schema.validate(&patch)?;
-        }
+        check_owned(&mut patch, schema)?;
         let mut log = ChangeLog::counting();
         let mut groups = patch.into_groups();
         while let Some(group) = groups.next_group() {

@@ -9,6 +9,7 @@ use crate::error::{PatchError, Violation, ViolationKind, Violations};
 use crate::limits::Limits;
 use crate::patch::{GroupView, Patch, TraitChange};
 use crate::pointer::{group_pointer, pointer, trait_pointer};
+use crate::resolve::check_owned;
 use crate::schema::{
     ArrayRule, DataType, GroupDefinition, NumberRule, StoreSchema, StringRule, TraitDefinition,
     ValidationRule,
@@ -96,8 +97,7 @@ impl StoreSchema {
         // Not a valid patch, or spelled in a way the one pass leaves out: the full parser
         // and checks, for their report.
         let mut patch = Patch::from_slice(bytes)?;
-        patch.resolve_names(self);
-        self.validate(&patch)?;
+        check_owned(&mut patch, self)?;
         Ok(patch)
     }
 }
