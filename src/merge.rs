@@ -180,27 +180,28 @@ fn apply_group<'v>(
     log: &mut ChangeLog<'_>,
 ) {
     let group_key = target.name;
-    let (mut index, capacity) = match slot {
-        GroupSlot::Present(index) => (Some(index), 0),
-        GroupSlot::Absent { capacity } => (None, capacity),
+    let (mut index, mut room) = match slot {
+        GroupSlot::Present { index, sets } => (Some(index), sets),
+        GroupSlot::Absent { sets } => (None, sets),
     };
     for (name, change) in changes {
         let (_, key) = target.resolve(name);
         match change {
             Some(value) => {
+                // This set and the ones after it: at most how many traits are still added.
+                let sets_left = room;
+                room = room.saturating_sub(1);
                 let group_index = *index.get_or_insert_with(|| {
-                    let group = TraitGroup::with_capacity(capacity);
+                    let group = TraitGroup::with_capacity(sets_left);
                     profile
                         .groups
                         .push_new(target.hash, group_key.clone(), Arc::new(group))
                 });
                 let group = &mut profile.groups[group_index];
-                match group.traits.find_name(name.hash, key) {
-                    Some(slot) if group.traits[slot] == *value => {}
+                match group.find(name.hash, key) {
+                    Some(slot) if *group.value(slot) == *value => {}
                     Some(slot) => {
-                        let group = Arc::make_mut(group);
-                        let (key, stored) =
-                            group.traits.get_index_mut(slot).expect("index just found");
+                        let (key, stored) = Arc::make_mut(group).entry_mut(slot);
                         let old = std::mem::replace(stored, value.into_owned());
                         log.note(group_key, key, || ChangeKind::Updated {
                             old,
@@ -209,10 +210,8 @@ fn apply_group<'v>(
                     }
                     None => {
                         let group = Arc::make_mut(group);
-                        group
-                            .traits
-                            .push_new(name.hash, key.clone(), value.into_owned());
-                        let stored = &group.traits[group.traits.len() - 1];
+                        let stored =
+                            group.push(name.hash, key.clone(), value.into_owned(), sets_left);
                         log.note(group_key, key, || ChangeKind::Added {
                             value: stored.clone(),
                         });
@@ -222,13 +221,10 @@ fn apply_group<'v>(
             None => {
                 let Some(group_index) = index else { continue };
                 let group = &mut profile.groups[group_index];
-                let Some(slot) = group.traits.find_name(name.hash, key) else {
+                let Some(slot) = group.find(name.hash, key) else {
                     continue;
                 };
-                let (key, old) = Arc::make_mut(group)
-                    .traits
-                    .shift_remove_index(slot)
-                    .expect("index just found");
+                let (key, old) = Arc::make_mut(group).remove(slot);
                 log.note(group_key, &key, || ChangeKind::Removed { old });
             }
         }
@@ -246,51 +242,33 @@ struct NewTraitCandidates<'a> {
     entries: &'a [Entry],
 }
 
-impl<'a> NewTraitCandidates<'a> {
-    fn sets(self) -> impl Iterator<Item = &'a Entry> + Clone {
+impl NewTraitCandidates<'_> {
+    /// How many traits the group sets: at most how many it adds.
+    fn sets(self) -> usize {
         self.entries
             .iter()
             .filter(|entry| matches!(entry.change, TraitChange::Set(_)))
+            .count()
     }
 }
 
-/// Finds the group `name` in the profile and, if present, grows it once for all the traits
-/// `candidates` may add, instead of doubling its table step by step while adding them (half
-/// the time of the large bench patch went to regrowing).
+/// Finds the group `name` in the profile, with how many traits the patch may add to it.
 fn find_group_with_room(
-    profile: &mut Profile,
+    profile: &Profile,
     target: &GroupTarget<'_>,
     candidates: NewTraitCandidates<'_>,
 ) -> GroupSlot {
+    let sets = candidates.sets();
     match profile.groups.find_name(target.hash, target.name) {
-        Some(index) => {
-            reserve_for_new_traits(profile, index, candidates);
-            GroupSlot::Present(index)
-        }
-        None => GroupSlot::Absent {
-            capacity: candidates.sets().count(),
-        },
+        Some(index) => GroupSlot::Present { index, sets },
+        None => GroupSlot::Absent { sets },
     }
 }
 
-/// Where a patched group is in the profile, or how many traits it will have when added.
+/// Where a patched group is in the profile, and how many traits the patch sets in it: room
+/// to make at once for the traits it adds, instead of growing step by step.
 #[derive(Clone, Copy)]
 enum GroupSlot {
-    Present(usize),
-    Absent { capacity: usize },
-}
-
-fn reserve_for_new_traits(profile: &mut Profile, index: usize, candidates: NewTraitCandidates<'_>) {
-    // A few inserts regrow a group at most once or twice. Past that, room for every set
-    // trait, new or not: counting the new ones exactly looked each of them up once more,
-    // and a group holds at most the 95 traits of its schema anyway.
-    const FEW_SETS: usize = 8;
-    let traits = &profile.groups[index].traits;
-    let spare = traits.capacity() - traits.len();
-    let sets = candidates.sets().count();
-    if sets > spare.max(FEW_SETS) {
-        Arc::make_mut(&mut profile.groups[index])
-            .traits
-            .reserve(sets);
-    }
+    Present { index: usize, sets: usize },
+    Absent { sets: usize },
 }

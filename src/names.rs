@@ -273,11 +273,6 @@ impl<V> NameMap<V> {
         self.get_index_of(name).map(|at| &self.entries[at].value)
     }
 
-    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut V> {
-        let at = self.get_index_of(name)?;
-        Some(&mut self.entries[at].value)
-    }
-
     pub(crate) fn get_key_value(&self, name: &str) -> Option<(&Name, &V)> {
         self.get_index_of(name)
             .map(|at| self.get_index(at).expect("found"))
@@ -449,11 +444,6 @@ impl<V> NameMap<V> {
         self.entries[index as usize].hash
     }
 
-    pub(crate) fn shift_remove(&mut self, name: &str) -> Option<V> {
-        let at = self.get_index_of(name)?;
-        self.shift_remove_index(at).map(|(_, value)| value)
-    }
-
     /// Inserts `key`, absent, at position `at`.
     pub(crate) fn shift_insert(&mut self, at: usize, key: Name, value: V) {
         let hash = key.hash();
@@ -480,15 +470,6 @@ impl<V> NameMap<V> {
 
     pub(crate) fn partition_point(&self, mut before: impl FnMut(&Name, &V) -> bool) -> usize {
         self.entries.partition_point(|b| before(&b.key, &b.value))
-    }
-
-    /// Makes room for `additional` more entries, in the vector and the table.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.entries.reserve_exact(additional);
-        let len = self.entries.len() + additional;
-        if len > LINEAR && len * 3 > self.table.len() * 2 {
-            self.rebuild_table_for(len);
-        }
     }
 
     /// Gives back spare capacity, for maps that are read far more than grown.
@@ -691,20 +672,14 @@ mod tests {
     }
 
     #[test]
-    fn a_presized_or_reserved_map_finds_its_first_entries() {
+    fn a_presized_map_finds_its_entries() {
         let mut presized = NameMap::with_capacity(20);
-        let mut reserved = NameMap::default();
-        reserved.insert(Name::from("first"), 0);
-        reserved.reserve(20);
         for i in 1..20 {
             presized.insert(Name::from(format!("t{i}")), i);
-            reserved.insert(Name::from(format!("t{i}")), i);
         }
         for i in 1..20 {
             assert_eq!(presized.get(&format!("t{i}")), Some(&i));
-            assert_eq!(reserved.get(&format!("t{i}")), Some(&i));
         }
-        assert_eq!(reserved.get("first"), Some(&0));
     }
 
     #[test]
@@ -719,7 +694,8 @@ mod tests {
         for (i, name) in names.iter().enumerate() {
             assert_eq!(map.get(name), Some(&i));
         }
-        assert_eq!(map.shift_remove("trait-name-number-0007"), Some(7));
+        let at = map.get_index_of("trait-name-number-0007").unwrap();
+        assert_eq!(map.shift_remove_index(at).map(|(_, v)| v), Some(7));
         assert_eq!(map.get_index_of("trait-name-number-0008"), Some(7));
         map.sort_by(|a, _, b, _| b.cmp(a));
         assert_eq!(map.get_index_of("trait-name-number-0199"), Some(0));
@@ -744,7 +720,8 @@ mod tests {
         while !names.is_empty() {
             step = (step * 7 + 3) % names.len();
             let removed = names.remove(step);
-            assert_eq!(map.shift_remove(&removed), Some(()));
+            let at = map.get_index_of(&removed).unwrap();
+            assert_eq!(map.shift_remove_index(at).map(|(_, v)| v), Some(()));
             assert_eq!(map.get_index_of(&removed), None);
             for (at, name) in names.iter().enumerate() {
                 assert_eq!(map.get_index_of(name), Some(at), "after removing {removed}");

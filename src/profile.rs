@@ -7,7 +7,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
 use crate::id::ProfileId;
-use crate::names::{KeySeed, Name, NameMap, deserialize_unique_map};
+use crate::names::{self, KeySeed, Name, NameMap, deserialize_unique_map};
 use crate::value::TraitValue;
 
 /// One trait group of a profile: trait names to values, in insertion order.
@@ -16,49 +16,176 @@ use crate::value::TraitValue;
 ///
 /// Equality compares the traits as a map, like JSON objects: two groups with
 /// the same traits in another order are equal. Order is still kept and serialized.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TraitGroup {
-    pub(crate) traits: NameMap<TraitValue>,
+    traits: NameMap<TraitValue>,
+    /// Traits added once `traits` had no spare room, after them in order. A profile is read
+    /// with no spare room (its heap is kept small); growing `traits` in place would copy the
+    /// whole group, cold, for each group a patch adds to: most of the memory traffic of a
+    /// merge that adds a few traits.
+    added: Option<Box<NameMap<TraitValue>>>,
+}
+
+/// Where a trait is in a [`TraitGroup`]: in its first part or among the traits added since.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    First(usize),
+    Added(usize),
 }
 
 impl TraitGroup {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         TraitGroup {
             traits: NameMap::with_capacity(capacity),
+            added: None,
         }
+    }
+
+    /// A group of `traits`, in their order.
+    pub(crate) fn from_traits(traits: NameMap<TraitValue>) -> Self {
+        TraitGroup {
+            traits,
+            added: None,
+        }
+    }
+
+    /// The traits, in order, taken by value.
+    pub(crate) fn into_traits(self) -> impl Iterator<Item = (Name, TraitValue)> {
+        let added = self.added.into_iter().flat_map(|added| *added);
+        self.traits.into_iter().chain(added)
     }
 
     /// The value of the trait `name`, if present.
     pub fn get(&self, name: &str) -> Option<&TraitValue> {
-        self.traits.get(name)
+        let slot = self.find_str(name)?;
+        Some(self.value(slot))
     }
 
     /// Whether the trait `name` is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.traits.contains_key(name)
+        self.find_str(name).is_some()
     }
 
     /// The traits, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &TraitValue)> {
-        self.traits.iter().map(|(name, value)| (&**name, value))
+        let added = self.added.as_deref().map(NameMap::iter);
+        Traits {
+            first: self.traits.iter(),
+            added,
+        }
     }
 
     /// The number of traits.
     pub fn len(&self) -> usize {
-        self.traits.len()
+        self.traits.len() + self.added.as_ref().map_or(0, |added| added.len())
     }
 
     /// Whether the group has no trait.
     pub fn is_empty(&self) -> bool {
-        self.traits.is_empty()
+        self.len() == 0
+    }
+
+    /// Where trait `name`, whose hash is `hash`, is: `name` is the key a schema shares.
+    pub(crate) fn find(&self, hash: u32, name: &Name) -> Option<Slot> {
+        if let Some(at) = self.traits.find_name(hash, name) {
+            return Some(Slot::First(at));
+        }
+        let added = self.added.as_ref()?;
+        added.find_name(hash, name).map(Slot::Added)
+    }
+
+    fn find_str(&self, name: &str) -> Option<Slot> {
+        if let Some(at) = self.traits.get_index_of(name) {
+            return Some(Slot::First(at));
+        }
+        self.added.as_ref()?.get_index_of(name).map(Slot::Added)
+    }
+
+    pub(crate) fn value(&self, slot: Slot) -> &TraitValue {
+        match slot {
+            Slot::First(at) => &self.traits[at],
+            Slot::Added(at) => &self.added.as_ref().expect("a slot among the added")[at],
+        }
+    }
+
+    pub(crate) fn entry_mut(&mut self, slot: Slot) -> (&Name, &mut TraitValue) {
+        let (map, at) = self.part_mut(slot);
+        map.get_index_mut(at).expect("a slot of this group")
+    }
+
+    /// Adds trait `key`, known absent, whose hash is `hash`, at the end; `room` is how many
+    /// traits may be added with it, for the one allocation of the added part.
+    pub(crate) fn push(
+        &mut self,
+        hash: u32,
+        key: Name,
+        value: TraitValue,
+        room: usize,
+    ) -> &TraitValue {
+        if self.added.is_none() && self.traits.len() < self.traits.capacity() {
+            let at = self.traits.push_new(hash, key, value);
+            return &self.traits[at];
+        }
+        let added = self
+            .added
+            .get_or_insert_with(|| Box::new(NameMap::with_capacity(room.max(1))));
+        let at = added.push_new(hash, key, value);
+        &added[at]
+    }
+
+    /// Removes the trait at `slot`, the later ones moving up.
+    pub(crate) fn remove(&mut self, slot: Slot) -> (Name, TraitValue) {
+        let (map, at) = self.part_mut(slot);
+        map.shift_remove_index(at).expect("a slot of this group")
+    }
+
+    fn part_mut(&mut self, slot: Slot) -> (&mut NameMap<TraitValue>, usize) {
+        match slot {
+            Slot::First(at) => (&mut self.traits, at),
+            Slot::Added(at) => (
+                self.added.as_deref_mut().expect("a slot among the added"),
+                at,
+            ),
+        }
+    }
+}
+
+/// The traits of a [`TraitGroup`], in order.
+struct Traits<'a> {
+    first: names::Iter<'a, TraitValue>,
+    added: Option<names::Iter<'a, TraitValue>>,
+}
+
+impl<'a> Iterator for Traits<'a> {
+    type Item = (&'a str, &'a TraitValue);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (name, value) = self.first.next().or_else(|| self.added.as_mut()?.next())?;
+        Some((&**name, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = self.first.len() + self.added.as_ref().map_or(0, ExactSizeIterator::len);
+        (len, Some(len))
+    }
+}
+
+impl ExactSizeIterator for Traits<'_> {}
+
+impl PartialEq for TraitGroup {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(name, value)| other.get(name) == Some(value))
     }
 }
 
 impl Serialize for TraitGroup {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.traits.len()))?;
-        for (name, value) in &self.traits {
-            map.serialize_entry(&**name, value)?;
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (name, value) in self.iter() {
+            map.serialize_entry(name, value)?;
         }
         map.end()
     }
@@ -67,7 +194,7 @@ impl Serialize for TraitGroup {
 impl<'de> Deserialize<'de> for TraitGroup {
     /// Refuses a key that appears twice and values outside the trait value domain.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        deserialize_unique_map(d).map(|traits| TraitGroup { traits })
+        deserialize_unique_map(d).map(TraitGroup::from_traits)
     }
 }
 
@@ -169,10 +296,11 @@ impl Profile {
             None => self.groups.insert_full(Name::from(group), Arc::default()).0,
         };
         let group = Arc::make_mut(&mut self.groups[index]);
-        match group.traits.get_mut(name) {
-            Some(slot) => Some(std::mem::replace(slot, value)),
+        match group.find_str(name) {
+            Some(slot) => Some(std::mem::replace(group.entry_mut(slot).1, value)),
             None => {
-                group.traits.insert(Name::from(name), value);
+                let name = Name::from(name);
+                group.push(name.hash(), name, value, 1);
                 None
             }
         }
@@ -182,9 +310,10 @@ impl Profile {
     /// old value.
     pub fn remove(&mut self, group: &str, name: &str) -> Option<TraitValue> {
         let index = self.groups.get_index_of(group)?;
-        let traits = &mut Arc::make_mut(&mut self.groups[index]).traits;
-        let old = traits.shift_remove(name)?;
-        if traits.is_empty() {
+        let slot = self.groups[index].find_str(name)?;
+        let group = Arc::make_mut(&mut self.groups[index]);
+        let (_, old) = group.remove(slot);
+        if group.is_empty() {
             self.groups.shift_remove_index(index);
         }
         Some(old)

@@ -157,8 +157,7 @@ impl StoredProfile {
         for (group_rank, (group_name, group)) in profile.groups.into_iter().enumerate() {
             let group = Arc::unwrap_or_clone(group);
             let traits = group
-                .traits
-                .into_iter()
+                .into_traits()
                 .enumerate()
                 .map(|(rank, (name, value))| {
                     let entry = Entry {
@@ -195,7 +194,7 @@ impl StoredProfile {
             if !traits.is_empty() {
                 profile
                     .groups
-                    .insert(name.clone(), Arc::new(TraitGroup { traits }));
+                    .insert(name.clone(), Arc::new(TraitGroup::from_traits(traits)));
             }
         }
         profile
