@@ -752,7 +752,7 @@ impl Storage for Postgres {
         Box::pin(async move {
             let result = match write {
                 Write::Patch { id, patch, body }
-                    if identity::identifier_part(&self.schema, &patch).is_empty() =>
+                    if !identity::touches_identifier(&self.schema, &patch) =>
                 {
                     self.plain_patch(id, body, event_time).await
                 }
