@@ -213,9 +213,9 @@ pub(super) async fn patch_profile(
         .accept(write, stamp)
         .await
         .map_err(|e| refused(&app, &headers, e, &id))?;
-    Ok(accepted(
-        json!({"message": "Trait modifications accepted for processing."}),
-    ))
+    Ok(accepted(Message {
+        message: "Trait modifications accepted for processing.",
+    }))
 }
 
 /// `POST /v1/Stores/{storeId}/Profiles`: resolve `{"traits"}` by its identifiers to an
@@ -295,9 +295,9 @@ pub(super) async fn bulk_upsert(
         .accept(Write::Create(items), stamp)
         .await
         .map_err(|e| ApiError::from_store(e, &"new"))?;
-    Ok(accepted(
-        json!({"message": "Profile batch accepted for processing."}),
-    ))
+    Ok(accepted(Message {
+        message: "Profile batch accepted for processing.",
+    }))
 }
 
 /// `DELETE /v1/Stores/{storeId}/Profiles/{profileId}`.
@@ -312,9 +312,9 @@ pub(super) async fn delete_profile(
         .accept(Write::Delete(id.clone()), None)
         .await
         .map_err(|e| refused(&app, &headers, e, &id))?;
-    Ok(accepted(
-        json!({"message": "Profile accepted for deletion."}),
-    ))
+    Ok(accepted(Message {
+        message: "Profile accepted for deletion.",
+    }))
 }
 
 /// The query string of a request, with its `?`, or nothing.
@@ -588,6 +588,13 @@ impl serde::Serialize for GroupOut<'_> {
 }
 
 /// A 202 answer with a JSON body.
-fn accepted(body: serde_json::Value) -> Response {
+fn accepted(body: impl serde::Serialize) -> Response {
     (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
+
+/// A body of only a `message`: serialized as it is, not built as a `serde_json::Value` map
+/// first, as every accepted write answers one.
+#[derive(serde::Serialize)]
+struct Message {
+    message: &'static str,
 }
