@@ -127,8 +127,16 @@ pub(crate) fn keys_set(schema: &StoreSchema, patch: &Patch) -> BTreeSet<Key> {
     keys
 }
 
+/// Whether `patch` sets or removes an identifier trait: if not, accepting it changes no
+/// identity state (most patches; checked without building [`identifier_part`]).
+pub(crate) fn touches_identifier(schema: &StoreSchema, patch: &Patch) -> bool {
+    patch
+        .iter()
+        .any(|(group, name, _)| id_type(schema, group, name).is_some())
+}
+
 /// The identifier part of `patch` (its sets and removals of identifier traits).
-pub(crate) fn identifier_part(schema: &StoreSchema, patch: &Patch) -> Patch {
+fn identifier_part(schema: &StoreSchema, patch: &Patch) -> Patch {
     let mut part = Patch::new();
     for (group, name, change) in patch.iter() {
         if id_type(schema, group, name).is_some() {
@@ -271,7 +279,7 @@ impl Identity {
         patch: &Patch,
         stamp: Stamp,
     ) -> (ProfileId, Vec<ProfileId>) {
-        if identifier_part(schema, patch).is_empty() {
+        if !touches_identifier(schema, patch) {
             return (id.clone(), Vec::new());
         }
         let mut all = self.holders(&self.keys_after_patch(schema, id, patch, stamp));
@@ -291,6 +299,9 @@ impl Identity {
                 self.index_profile(schema, id, &part);
                 self.profiles.insert(id.clone(), part);
             }
+            // Nothing to record: the identifier traits and the index stay as they are.
+            OpKind::Patch { patch, join }
+                if join.is_empty() && !touches_identifier(schema, patch) => {}
             OpKind::Patch { patch, join } => {
                 let Some(mut part) = self.profiles.remove(id) else {
                     return;

@@ -82,7 +82,7 @@ impl FromRequestParts<App> for ProfilePath {
 /// the configured limit.
 ///
 /// A function, not an extractor, so that a handler can answer 404 for a missing profile
-/// before it reads a body.
+/// rather than a refused body.
 pub(crate) async fn json_body(
     app: &App,
     headers: &HeaderMap,

@@ -752,7 +752,7 @@ impl Storage for Postgres {
         Box::pin(async move {
             let result = match write {
                 Write::Patch { id, patch, body }
-                    if identity::identifier_part(&self.schema, &patch).is_empty() =>
+                    if !identity::touches_identifier(&self.schema, &patch) =>
                 {
                     self.plain_patch(id, body, event_time).await
                 }
@@ -959,8 +959,10 @@ async fn apply_batch(pool: &Pool, schema: &StoreSchema) -> Result<usize, StoreEr
     let mut extra: BTreeSet<String> = BTreeSet::new();
     for _attempt in 0..8 {
         let tx = client.transaction().await.map_err(unavailable)?;
-        let claim = tx.prepare_cached(CLAIM).await.map_err(unavailable)?;
-        let rows = tx.query(&claim, &[]).await.map_err(unavailable)?;
+        // Planned anew each time, not prepared once: a statement without parameters keeps
+        // the plan made when it was prepared, and one prepared while `ops` was nearly empty
+        // scans the whole table (every applied row) rather than the index of unapplied ones.
+        let rows = tx.query(CLAIM, &[]).await.map_err(unavailable)?;
         if rows.is_empty() {
             return Ok(0);
         }
