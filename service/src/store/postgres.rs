@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use profile_traits::{Patch, ProfileId, Stamp, StoreId, StoreSchema, StoredProfile};
+use profile_traits::{ProfileId, Stamp, StoreId, StoreSchema, StoredProfile};
 use tokio_postgres::{GenericClient, NoTls};
 
 use crate::identity::{self, Identity, Key, Located, MAX_LOOKUP_PROFILES};
@@ -1135,7 +1135,8 @@ fn apply(
             .filter(|to| profiles.contains_key(*to))
             .cloned()
     };
-    let patch = || match Patch::from_slice(&op.body) {
+    // Checked when accepted; read again against the schema in one pass, resolved there.
+    let patch = || match schema.parse_patch(&op.body) {
         Ok(patch) => Some(patch),
         Err(error) => {
             eprintln!(
