@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
-use super::{Entry, StoredGroup, StoredProfile, rank_of};
+use super::{Entry, ROOM_FOR_NEW_TRAITS, StoredGroup, StoredProfile, rank_of};
 use crate::id::ProfileId;
 use crate::names::{NameMap, deserialize_unique_map};
 use crate::stamp::Stamp;
@@ -100,7 +100,7 @@ impl<'de> Deserialize<'de> for StoredProfile {
             if entries.is_empty() {
                 return Err(de::Error::custom(EmptyGroup(&name)));
             }
-            let mut traits = NameMap::with_capacity(entries.len());
+            let mut traits = NameMap::with_capacity(entries.len() + ROOM_FOR_NEW_TRAITS);
             for (rank, (trait_name, entry)) in entries.into_iter().enumerate() {
                 let stamp =
                     Stamp::with_text(&entry.time, entry.tiebreak).map_err(de::Error::custom)?;
