@@ -195,9 +195,13 @@ pub(crate) struct Client {
 impl Client {
     /// A client of the service on `port`, sending `authorization` (if any) with every request.
     pub(crate) fn new(port: u16, authorization: Option<String>) -> Client {
+        // A fresh connection per request: the server may close one after an early answer
+        // (401, 413) to a body it did not read, and a pooled connection reused after that
+        // failed a request now and then ("Peer disconnected").
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
+            .max_idle_connections(0)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .new_agent();
