@@ -132,10 +132,7 @@ pub fn merge_in_place_owned(
     let mut groups = patch.into_groups();
     while let Some(group) = groups.next_group() {
         let target = GroupTarget::of(group.key(), schema, true);
-        let candidates = NewTraitCandidates {
-            entries: group.entries(),
-        };
-        let slot = find_group_with_room(profile, &target, candidates);
+        let slot = find_group(profile, &target, group.entries());
         let changes = group
             .drain()
             .map(|(name, change)| (name, change.into_value()));
@@ -158,10 +155,7 @@ fn apply_borrowed(
             .entries
             .iter()
             .map(|entry| (patch.entry_key(entry), entry.change.borrowed_value()));
-        let candidates = NewTraitCandidates {
-            entries: group.entries,
-        };
-        let slot = find_group_with_room(profile, &target, candidates);
+        let slot = find_group(profile, &target, group.entries);
         apply_group(profile, &target, slot, changes, log);
     }
 }
@@ -171,7 +165,7 @@ fn apply_borrowed(
 /// Values come as `Cow`: owned ones are moved into the profile, borrowed ones cloned. A
 /// group shared with another profile is copied only when a change really touches it.
 ///
-/// `slot` says where the group is in the profile: see [`find_group_with_room`].
+/// `slot` says where the group is in the profile: see [`find_group`].
 fn apply_group<'v>(
     profile: &mut Profile,
     target: &GroupTarget<'_>,
@@ -236,29 +230,13 @@ fn apply_group<'v>(
     }
 }
 
-/// The entries of one group of a patch, looked at before they are applied.
-#[derive(Clone, Copy)]
-struct NewTraitCandidates<'a> {
-    entries: &'a [Entry],
-}
-
-impl NewTraitCandidates<'_> {
-    /// How many traits the group sets: at most how many it adds.
-    fn sets(self) -> usize {
-        self.entries
-            .iter()
-            .filter(|entry| matches!(entry.change, TraitChange::Set(_)))
-            .count()
-    }
-}
-
-/// Finds the group `name` in the profile, with how many traits the patch may add to it.
-fn find_group_with_room(
-    profile: &Profile,
-    target: &GroupTarget<'_>,
-    candidates: NewTraitCandidates<'_>,
-) -> GroupSlot {
-    let sets = candidates.sets();
+/// Finds the group `target` in the profile, with how many traits the patch sets in it (its
+/// `entries`): at most how many it adds.
+fn find_group(profile: &Profile, target: &GroupTarget<'_>, entries: &[Entry]) -> GroupSlot {
+    let sets = entries
+        .iter()
+        .filter(|entry| matches!(entry.change, TraitChange::Set(_)))
+        .count();
     match profile.groups.find_name(target.hash, target.name) {
         Some(index) => GroupSlot::Present { index, sets },
         None => GroupSlot::Absent { sets },

@@ -261,6 +261,19 @@ impl<V> NameMap<V> {
         }
     }
 
+    /// The entry `key` names with its position: at the rank `key` carries when `by_rank`,
+    /// else found by hash.
+    pub(crate) fn lookup(&self, key: Hashed<'_>, by_rank: bool) -> Option<(u32, &Name, &V)> {
+        let at = if by_rank {
+            key.rank as usize
+        } else {
+            self.find_key(key)?
+        };
+        let bucket = self.entries.get(at)?;
+        let rank = u32::try_from(at).expect("fewer than 2^32 entries");
+        Some((rank, &bucket.key, &bucket.value))
+    }
+
     pub(crate) fn get_index_of(&self, name: &str) -> Option<usize> {
         self.find(hash_name(name), name)
     }

@@ -238,13 +238,7 @@ impl GroupDefinition {
         key: Hashed<'_>,
         by_rank: bool,
     ) -> Option<(u32, &Name, &TraitDefinition)> {
-        let index = if by_rank {
-            key.rank as usize
-        } else {
-            self.traits.find_key(key)?
-        };
-        let (name, definition) = self.traits.get_index(index)?;
-        Some((declaration_rank(index), name, definition))
+        self.traits.lookup(key, by_rank)
     }
 
     /// The trait `name`'s place in declaration order, or `u32::MAX` when not declared.
@@ -443,13 +437,7 @@ impl StoreSchema {
         key: Hashed<'_>,
         by_rank: bool,
     ) -> Option<(u32, &Name, &GroupDefinition)> {
-        let index = if by_rank {
-            key.rank as usize
-        } else {
-            self.groups.find_key(key)?
-        };
-        let (name, definition) = self.groups.get_index(index)?;
-        Some((declaration_rank(index), name, definition))
+        self.groups.lookup(key, by_rank)
     }
 
     /// Identifies this schema and its clones: see the field.
