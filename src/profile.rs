@@ -414,3 +414,40 @@ impl<'de> de::DeserializeSeed<'de> for UniqueGroups {
         deserialize_unique_map(d)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(profile: &Profile) -> String {
+        serde_json::to_string(profile).unwrap()
+    }
+
+    #[test]
+    fn traits_added_to_a_group_read_with_no_spare_room_keep_their_order() {
+        // Read from JSON: no spare room, so what is added goes to the group's added part.
+        let mut profile: Profile =
+            serde_json::from_str(r#"{"traits": {"G": {"a": 1, "b": 2}}}"#).unwrap();
+        profile.insert("G", "c", TraitValue::from(3));
+        profile.insert("G", "d", TraitValue::from(4));
+        assert_eq!(
+            text(&profile),
+            r#"{"traits":{"G":{"a":1,"b":2,"c":3,"d":4}}}"#
+        );
+        assert_eq!(profile.get("G", "c"), Some(&TraitValue::from(3)));
+        assert_eq!(profile.group("G").unwrap().len(), 4);
+
+        // Removing from either part keeps the others in order; replacing keeps the place.
+        assert_eq!(profile.remove("G", "a"), Some(TraitValue::from(1)));
+        assert_eq!(profile.remove("G", "c"), Some(TraitValue::from(3)));
+        profile.insert("G", "d", TraitValue::from(5));
+        assert_eq!(text(&profile), r#"{"traits":{"G":{"b":2,"d":5}}}"#);
+
+        // Equal to the same traits read whole; emptied both parts, the group is dropped.
+        let read: Profile = serde_json::from_str(&text(&profile)).unwrap();
+        assert_eq!(profile, read);
+        profile.remove("G", "b");
+        profile.remove("G", "d");
+        assert!(profile.is_empty());
+    }
+}
