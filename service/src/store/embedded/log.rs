@@ -47,24 +47,34 @@ enum OpName {
     Delete,
 }
 
-/// The JSON header line of a record.
+/// The JSON header line of a record: read with owned strings (`S`, `T`: `String`), written
+/// from borrowed ones (`&str`) and the stamp's text ([`StampText`]), with no allocation.
 #[derive(Debug, Serialize, Deserialize)]
-struct Header {
+struct Header<S, T> {
     seq: u64,
     op: OpName,
-    store: String,
-    profile: String,
+    store: S,
+    profile: S,
     #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
-    created_at: Option<String>,
+    created_at: Option<S>,
     /// The stamp's instant (absent in logs of older versions: then the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    time: Option<String>,
+    time: Option<T>,
     #[serde(rename = "eventTime", default, skip_serializing_if = "is_false")]
     event_time: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    join: Vec<String>,
+    join: Vec<S>,
     #[serde(default, skip_serializing_if = "is_false")]
     more: bool,
+}
+
+/// A stamp's instant, written as its RFC 3339 text straight from `Display`.
+struct StampText<'a>(&'a Stamp);
+
+impl Serialize for StampText<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
 }
 
 #[expect(
@@ -163,12 +173,12 @@ pub(super) fn open(dir: &Path, store: &StoreId) -> io::Result<Recovered> {
 pub(super) fn encode(out: &mut Vec<u8>, store: &StoreId, op: &Op, body: &[u8]) {
     let (name, created_at, join, body) = match &op.kind {
         OpKind::Create { created_at, .. } => {
-            (OpName::Create, Some(created_at.clone()), Vec::new(), body)
+            (OpName::Create, Some(created_at.as_str()), Vec::new(), body)
         }
         OpKind::Patch { join, .. } => (
             OpName::Patch,
             None,
-            join.iter().map(ToString::to_string).collect(),
+            join.iter().map(ProfileId::as_str).collect(),
             body,
         ),
         OpKind::Delete => (OpName::Delete, None, Vec::new(), &[][..]),
@@ -176,18 +186,19 @@ pub(super) fn encode(out: &mut Vec<u8>, store: &StoreId, op: &Op, body: &[u8]) {
     let header = Header {
         seq: op.seq,
         op: name,
-        store: store.to_string(),
-        profile: op.profile.to_string(),
+        store: store.as_str(),
+        profile: op.profile.as_str(),
         created_at,
-        time: Some(op.stamp.to_string()),
+        time: Some(StampText(&op.stamp)),
         event_time: op.event_time,
         join,
         more: op.more,
     };
-    let mut payload = serde_json::to_vec(&header).expect("a header always serializes");
-    payload.push(b'\n');
-    payload.extend_from_slice(body);
-    record::frame(out, &payload);
+    record::frame_with(out, |payload| {
+        serde_json::to_writer(&mut *payload, &header).expect("a header always serializes");
+        payload.push(b'\n');
+        payload.extend_from_slice(body);
+    });
 }
 
 /// The operation a record's payload holds, which must be one of store `store`.
@@ -196,7 +207,7 @@ fn decode(payload: &[u8], store: &StoreId) -> Result<Op, String> {
         .iter()
         .position(|&b| b == b'\n')
         .ok_or("no header line")?;
-    let header: Header =
+    let header: Header<String, String> =
         serde_json::from_slice(&payload[..newline]).map_err(|e| format!("header: {e}"))?;
     if header.store != store.as_str() {
         return Err(format!(

@@ -7,10 +7,20 @@ const HEADER_LEN: usize = 8;
 
 /// Appends `payload` to `out` as one record: length, checksum, payload.
 pub(super) fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+    frame_with(out, |out| out.extend_from_slice(payload));
+}
+
+/// Appends one record to `out` whose payload `write_payload` appends: written in place, not
+/// built apart and copied.
+pub(super) fn frame_with(out: &mut Vec<u8>, write_payload: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    write_payload(out);
+    let payload = &out[start + HEADER_LEN..];
     let len = u32::try_from(payload.len()).expect("a record is smaller than 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    let crc = crc32fast::hash(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The complete, intact records at the start of `bytes`, in order.
