@@ -41,37 +41,22 @@ pub(super) fn parse_valid(bytes: &[u8], schema: &StoreSchema) -> Option<Patch> {
 
 /// The `traits` object.
 fn read_groups(reader: &mut Reader<'_>, patch: &mut Patch, schema: &StoreSchema) -> Option<()> {
-    reader.open(b'{')?;
-    if reader.close(b'}') {
-        return Some(());
-    }
     let limits = schema.limits();
-    // By rank: a schema declares at most 50 groups.
-    let mut seen = 0_u64;
-    let mut count = 0;
-    loop {
-        let name = reader.name()?;
-        let hash = hash_name(name);
-        let key = Hashed {
-            name,
-            hash,
-            rank: NO_RANK,
-        };
-        let (rank, _, definition) = schema.lookup(key, false)?;
-        let bit = 1_u64.checked_shl(rank)?;
-        count += 1;
-        if seen & bit != 0 || count > limits.max_groups_per_patch {
-            return None;
-        }
-        seen |= bit;
-        reader.colon()?;
-        let first_entry = patch.len();
-        read_traits(reader, patch, name, definition, limits)?;
-        patch.push_group(name, hash, rank, first_entry);
-        if !reader.comma_or_close(b'}')? {
-            return Some(());
-        }
-    }
+    read_members(
+        reader,
+        limits.max_groups_per_patch,
+        |key| {
+            schema
+                .lookup(key, false)
+                .map(|(rank, _, group)| (rank, group))
+        },
+        |reader, name, hash, rank, definition| {
+            let first_entry = patch.len();
+            read_traits(reader, patch, name, definition, limits)?;
+            patch.push_group(name, hash, rank, first_entry);
+            Some(())
+        },
+    )
 }
 
 /// One group's object.
@@ -82,11 +67,43 @@ fn read_traits(
     definition: &GroupDefinition,
     limits: &Limits,
 ) -> Option<()> {
+    read_members(
+        reader,
+        limits.max_traits_per_group,
+        |key| definition.lookup(key, false).map(|(rank, _, t)| (rank, t)),
+        |reader, name, hash, rank, trait_definition| {
+            let change = match reader.value()? {
+                Some(value) => {
+                    let mut violations = Violations::default();
+                    let place = Place { group, name };
+                    check_value(trait_definition, limits, &value, place, &mut violations);
+                    if !violations.is_empty() {
+                        return None;
+                    }
+                    TraitChange::Set(value)
+                }
+                None => TraitChange::Remove,
+            };
+            patch.push_entry(name, hash, rank, change);
+            Some(())
+        },
+    )
+}
+
+/// The members of one object, the `traits` object or a group's: each key resolved by
+/// `lookup` (its rank and definition), then its value read by `member`. `None` for a key
+/// not declared or repeated, more than `most` members, or anything `member` gives up on.
+fn read_members<'a, D>(
+    reader: &mut Reader<'a>,
+    most: usize,
+    lookup: impl Fn(Hashed<'_>) -> Option<(u32, D)>,
+    mut member: impl FnMut(&mut Reader<'a>, &'a str, u32, u32, D) -> Option<()>,
+) -> Option<()> {
     reader.open(b'{')?;
     if reader.close(b'}') {
         return Some(());
     }
-    // By rank: a group declares at most 95 traits.
+    // By rank: a schema declares at most 50 groups, a group at most 95 traits.
     let mut seen = 0_u128;
     let mut count = 0;
     loop {
@@ -97,32 +114,15 @@ fn read_traits(
             hash,
             rank: NO_RANK,
         };
-        let (rank, _, trait_definition) = definition.lookup(key, false)?;
+        let (rank, definition) = lookup(key)?;
         let bit = 1_u128.checked_shl(rank)?;
         count += 1;
-        if seen & bit != 0 || count > limits.max_traits_per_group {
+        if seen & bit != 0 || count > most {
             return None;
         }
         seen |= bit;
         reader.colon()?;
-        let change = match reader.value()? {
-            Some(value) => {
-                let mut violations = Violations::default();
-                check_value(
-                    trait_definition,
-                    limits,
-                    &value,
-                    Place { group, name },
-                    &mut violations,
-                );
-                if !violations.is_empty() {
-                    return None;
-                }
-                TraitChange::Set(value)
-            }
-            None => TraitChange::Remove,
-        };
-        patch.push_entry(name, hash, rank, change);
+        member(reader, name, hash, rank, definition)?;
         if !reader.comma_or_close(b'}')? {
             return Some(());
         }
