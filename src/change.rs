@@ -1,7 +1,5 @@
 //! The changes a merge reports, and the patches that replay or take them back.
 
-use std::borrow::Cow;
-
 use crate::names::{Hashed, Name};
 use crate::patch::{Patch, TraitChange};
 use crate::stamp::Stamp;
@@ -81,8 +79,40 @@ impl ChangeKind {
 }
 
 /// One trait's change as the merges take it: a name, and a value to set or `None` to
-/// remove. Values are moved in when owned, cloned when borrowed.
-pub(crate) type NamedChange<'v> = (Hashed<'v>, Option<Cow<'v, TraitValue>>);
+/// remove.
+pub(crate) type NamedChange<'n, V> = (Hashed<'n>, Option<V>);
+
+/// A value a merge stores: moved in from a patch taken by value, cloned from one borrowed.
+///
+/// Generic rather than a `Cow`: wrapping an owned value in another enum makes the compiler
+/// copy it as a tag byte and 31 unaligned bytes, which the processor cannot forward from
+/// the two aligned stores that wrote it, a stall on every trait of a merge.
+pub(crate) trait PatchValue {
+    /// The value, to compare with the stored one.
+    fn get(&self) -> &TraitValue;
+    /// The value to store.
+    fn into_owned(self) -> TraitValue;
+}
+
+impl PatchValue for TraitValue {
+    fn get(&self) -> &TraitValue {
+        self
+    }
+
+    fn into_owned(self) -> TraitValue {
+        self
+    }
+}
+
+impl PatchValue for &TraitValue {
+    fn get(&self) -> &TraitValue {
+        self
+    }
+
+    fn into_owned(self) -> TraitValue {
+        self.clone()
+    }
+}
 
 /// Counts the changes a merge makes, and records them when asked to.
 pub(crate) struct ChangeLog<'c> {

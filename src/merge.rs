@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
+use crate::change::{Change, ChangeKind, ChangeLog, NamedChange, PatchValue};
 use crate::error::PatchError;
 use crate::patch::{Entry, Patch, TraitChange};
 use crate::profile::{Profile, TraitGroup};
@@ -162,15 +162,15 @@ fn apply_borrowed(
 
 /// Applies the changes of one group of a patch that [`StoreSchema::validate`] accepted.
 ///
-/// Values come as `Cow`: owned ones are moved into the profile, borrowed ones cloned. A
+/// Values are moved into the profile when owned, cloned when borrowed ([`PatchValue`]). A
 /// group shared with another profile is copied only when a change really touches it.
 ///
 /// `slot` says where the group is in the profile: see [`find_group`].
-fn apply_group<'v>(
+fn apply_group<'n, V: PatchValue>(
     profile: &mut Profile,
     target: &GroupTarget<'_>,
     slot: GroupSlot,
-    changes: impl Iterator<Item = NamedChange<'v>>,
+    changes: impl Iterator<Item = NamedChange<'n, V>>,
     log: &mut ChangeLog<'_>,
 ) {
     let group_key = target.name;
@@ -193,7 +193,7 @@ fn apply_group<'v>(
                 });
                 let group = &mut profile.groups[group_index];
                 match group.find(name.hash, key) {
-                    Some(slot) if *group.value(slot) == *value => {}
+                    Some(slot) if group.value(slot) == value.get() => {}
                     Some(slot) => {
                         let (key, stored) = Arc::make_mut(group).entry_mut(slot);
                         let old = std::mem::replace(stored, value.into_owned());

@@ -5,7 +5,6 @@
 mod compose;
 mod parse;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -29,17 +28,17 @@ pub enum TraitChange {
 
 impl TraitChange {
     /// The value to set, borrowed, or `None` for a removal.
-    pub(crate) fn borrowed_value(&self) -> Option<Cow<'_, TraitValue>> {
+    pub(crate) fn borrowed_value(&self) -> Option<&TraitValue> {
         match self {
-            TraitChange::Set(value) => Some(Cow::Borrowed(value)),
+            TraitChange::Set(value) => Some(value),
             TraitChange::Remove => None,
         }
     }
 
     /// The value to set, moved out, or `None` for a removal.
-    pub(crate) fn into_value(self) -> Option<Cow<'static, TraitValue>> {
+    pub(crate) fn into_value(self) -> Option<TraitValue> {
         match self {
-            TraitChange::Set(value) => Some(Cow::Owned(value)),
+            TraitChange::Set(value) => Some(value),
             TraitChange::Remove => None,
         }
     }

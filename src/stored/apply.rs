@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use super::{
     Entry, StoredGroup, StoredProfile, canonical_groups, canonical_traits, compare_writes,
 };
-use crate::change::{Change, ChangeKind, ChangeLog, NamedChange};
+use crate::change::{Change, ChangeKind, ChangeLog, NamedChange, PatchValue};
 use crate::error::PatchError;
 use crate::names::Name;
 use crate::patch::Patch;
@@ -114,10 +114,10 @@ impl StoredProfile {
     }
 
     /// Applies the writes of one validated group at `stamp`.
-    fn apply_group<'v>(
+    fn apply_group<'n, V: PatchValue>(
         &mut self,
         target: &GroupTarget<'_>,
-        writes: impl Iterator<Item = NamedChange<'v>>,
+        writes: impl Iterator<Item = NamedChange<'n, V>>,
         schema: &StoreSchema,
         stamp: Stamp,
         log: &mut ChangeLog<'_>,
@@ -144,7 +144,7 @@ impl StoredProfile {
                 let entry = Entry {
                     rank: trait_rank,
                     stamp,
-                    value: value.map(|v| v.into_owned()),
+                    value: value.map(V::into_owned),
                 };
                 let traits = &mut self.groups[index].traits;
                 first_new.get_or_insert(traits.len());
@@ -160,7 +160,7 @@ impl StoredProfile {
             };
             let entry = &mut self.groups[index].traits[slot];
             match compare_writes(
-                (stamp, value.as_deref()),
+                (stamp, value.as_ref().map(V::get)),
                 (entry.stamp, entry.value.as_ref()),
             ) {
                 Ordering::Less => {
@@ -171,7 +171,7 @@ impl StoredProfile {
                 Ordering::Greater => {}
             }
             entry.stamp = stamp;
-            let old = std::mem::replace(&mut entry.value, value.map(|v| v.into_owned()));
+            let old = std::mem::replace(&mut entry.value, value.map(V::into_owned));
             let new = &entry.value;
             log.note(group_key, trait_key, || match (old, new) {
                 (Some(old), Some(new)) if old == *new => ChangeKind::Touched,
