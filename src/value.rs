@@ -24,6 +24,7 @@ use crate::error::ValueError;
 /// assert!(TraitValue::try_from(serde_json::json!({"nested": 1})).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[repr(u64)]
 pub enum TraitValue {
     /// A JSON string.
     String(String),
