@@ -24,6 +24,10 @@ use crate::error::ValueError;
 /// assert!(TraitValue::try_from(serde_json::json!({"nested": 1})).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+// An 8-byte tag, not the default single byte after which `Bool` keeps its payload: moving a
+// value then copied bytes 1..8 with two overlapping loads that the processor cannot forward
+// from the stores that wrote them, a stall on every move of the merge's path. The size and
+// the niches (`TraitChange`, `Option<TraitValue>`) stay the same.
 #[repr(u64)]
 pub enum TraitValue {
     /// A JSON string.
