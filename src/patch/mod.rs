@@ -49,13 +49,36 @@ impl TraitChange {
 pub(crate) struct Span {
     start: usize,
     end: usize,
-    /// The name's hash, computed once when the name is added.
-    hash: u32,
-    /// The name's rank in the schema of [`Patch::resolved_for`], or [`NO_RANK`].
-    rank: u32,
+    /// The name's hash (computed once, when the name is added) in the low half, and its
+    /// rank in the schema of [`Patch::resolved_for`] (or [`NO_RANK`]) in the high half.
+    ///
+    /// One word, not two `u32` fields: the parser writes the two halves as they come, and a
+    /// struct copy then read them back as one 8-byte load, which the processor cannot
+    /// forward from two 4-byte stores (a stall for every name parsed).
+    hash_and_rank: u64,
 }
 
 impl Span {
+    fn new(start: usize, end: usize, hash: u32, rank: u32) -> Self {
+        Span {
+            start,
+            end,
+            hash_and_rank: u64::from(hash) | (u64::from(rank) << 32),
+        }
+    }
+
+    fn hash(self) -> u32 {
+        self.hash_and_rank as u32
+    }
+
+    fn rank(self) -> u32 {
+        (self.hash_and_rank >> 32) as u32
+    }
+
+    fn set_rank(&mut self, rank: u32) {
+        *self = Span::new(self.start, self.end, self.hash(), rank);
+    }
+
     /// The name this span marks in `names`.
     pub(crate) fn of(self, names: &str) -> &str {
         &names[self.start..self.end]
@@ -65,8 +88,8 @@ impl Span {
     pub(crate) fn key(self, names: &str) -> Hashed<'_> {
         Hashed {
             name: self.of(names),
-            hash: self.hash,
-            rank: self.rank,
+            hash: self.hash(),
+            rank: self.rank(),
         }
     }
 }
@@ -229,19 +252,15 @@ impl Patch {
     }
 
     fn push_name(&mut self, name: &str) -> Span {
-        self.push_hashed(name, hash_name(name))
+        self.push_hashed(name, hash_name(name), NO_RANK)
     }
 
-    /// Appends `name`, whose hash is `hash`, to the name buffer; unresolved.
-    fn push_hashed(&mut self, name: &str, hash: u32) -> Span {
+    /// Appends `name`, whose hash is `hash` and rank `rank`, to the name buffer.
+    #[inline]
+    fn push_hashed(&mut self, name: &str, hash: u32, rank: u32) -> Span {
         let start = self.names.len();
         self.names.push_str(name);
-        Span {
-            start,
-            end: self.names.len(),
-            hash,
-            rank: NO_RANK,
-        }
+        Span::new(start, self.names.len(), hash, rank)
     }
 
     fn name(&self, span: Span) -> &str {
@@ -302,21 +321,16 @@ impl Patch {
 
     /// Appends a change of trait `name` (hashed to `hash`, of rank `rank` in its group) to
     /// the group that [`Patch::push_group`] closes next.
+    #[inline]
     pub(crate) fn push_entry(&mut self, name: &str, hash: u32, rank: u32, change: TraitChange) {
-        let name = Span {
-            rank,
-            ..self.push_hashed(name, hash)
-        };
+        let name = self.push_hashed(name, hash, rank);
         self.entries.push(Entry { name, change });
     }
 
     /// Appends group `name` (hashed to `hash`, of rank `rank`) with the entries pushed
     /// since there were `first_entry`.
     pub(crate) fn push_group(&mut self, name: &str, hash: u32, rank: u32, first_entry: usize) {
-        let name = Span {
-            rank,
-            ..self.push_hashed(name, hash)
-        };
+        let name = self.push_hashed(name, hash, rank);
         let entries = first_entry..self.entries.len();
         self.groups.push(GroupEntry { name, entries });
     }
@@ -337,11 +351,13 @@ impl Patch {
         } = self;
         for group in groups.iter_mut() {
             let definition = schema.lookup(group.name.key(names), false);
-            group.name.rank = definition.map_or(NO_RANK, |(rank, _, _)| rank);
+            group.name
+                .set_rank(definition.map_or(NO_RANK, |(rank, _, _)| rank));
             for entry in &mut entries[group.entries.clone()] {
-                entry.name.rank = definition
+                let rank = definition
                     .and_then(|(_, _, definition)| definition.lookup(entry.name.key(names), false))
                     .map_or(NO_RANK, |(rank, _, _)| rank);
+                entry.name.set_rank(rank);
             }
         }
         *resolved_for = Some(schema.instance());
