@@ -82,19 +82,30 @@ impl ChangeKind {
 /// remove.
 pub(crate) type NamedChange<'n, V> = (Hashed<'n>, Option<V>);
 
-/// A value a merge stores: moved in from a patch taken by value, cloned from one borrowed.
+/// A value a merge stores: swapped in from a patch taken by value, cloned from one borrowed.
 ///
-/// Generic rather than a `Cow`: wrapping an owned value in another enum makes the compiler
-/// copy it as a tag byte and 31 unaligned bytes, which the processor cannot forward from
-/// the two aligned stores that wrote it, a stall on every trait of a merge.
-pub(crate) trait PatchValue {
+/// Swapped rather than moved: a value moved out of the patch is split by the compiler into a
+/// tag and a payload on the stack, and copied back in chunks that straddle the stores that
+/// wrote them, which the processor cannot forward from (a stall on every trait of a merge,
+/// seen in `perf annotate`). A swap copies memory to memory. The old values go to the patch,
+/// which the merge drops at its end.
+pub(crate) trait PatchValue: Sized {
+    /// What [`PatchValue::store`] gives back: the value the profile held.
+    type Old: PatchValue;
+
     /// The value, to compare with the stored one.
     fn get(&self) -> &TraitValue;
-    /// The value to store.
+
+    /// The value, to store where there was none.
     fn into_owned(self) -> TraitValue;
+
+    /// Puts the value in `slot`; gives back what `slot` held.
+    fn store(self, slot: &mut TraitValue) -> Self::Old;
 }
 
 impl PatchValue for TraitValue {
+    type Old = TraitValue;
+
     fn get(&self) -> &TraitValue {
         self
     }
@@ -102,15 +113,44 @@ impl PatchValue for TraitValue {
     fn into_owned(self) -> TraitValue {
         self
     }
+
+    fn store(self, slot: &mut TraitValue) -> TraitValue {
+        std::mem::replace(slot, self)
+    }
 }
 
 impl PatchValue for &TraitValue {
+    type Old = TraitValue;
+
     fn get(&self) -> &TraitValue {
         self
     }
 
     fn into_owned(self) -> TraitValue {
         self.clone()
+    }
+
+    fn store(self, slot: &mut TraitValue) -> TraitValue {
+        std::mem::replace(slot, self.clone())
+    }
+}
+
+/// A value in a patch taken by value.
+impl PatchValue for &mut TraitValue {
+    type Old = Self;
+
+    fn get(&self) -> &TraitValue {
+        self
+    }
+
+    /// Moves the value out, leaving `false` in the patch.
+    fn into_owned(self) -> TraitValue {
+        std::mem::replace(self, TraitValue::Bool(false))
+    }
+
+    fn store(self, slot: &mut TraitValue) -> Self {
+        std::mem::swap(slot, self);
+        self
     }
 }
 

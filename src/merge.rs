@@ -129,13 +129,13 @@ pub fn merge_in_place_owned(
 ) -> Result<usize, PatchError> {
     check_owned(&mut patch, schema)?;
     let mut log = ChangeLog::counting();
-    let mut groups = patch.into_groups();
-    while let Some(group) = groups.next_group() {
-        let target = GroupTarget::of(group.key(), schema, true);
-        let slot = find_group(profile, &target, group.entries());
+    for group in patch.groups_mut() {
+        let target = GroupTarget::of(group.key, schema, true);
+        let slot = find_group(profile, &target, group.entries);
         let changes = group
-            .drain()
-            .map(|(name, change)| (name, change.into_value()));
+            .entries
+            .iter_mut()
+            .map(|entry| (entry.name.key(group.names), entry.change.value_mut()));
         apply_group(profile, &target, slot, changes, &mut log);
     }
     Ok(log.count)
@@ -196,9 +196,9 @@ fn apply_group<'n, V: PatchValue>(
                     Some(slot) if group.value(slot) == value.get() => {}
                     Some(slot) => {
                         let (key, stored) = Arc::make_mut(group).entry_mut(slot);
-                        let old = std::mem::replace(stored, value.into_owned());
+                        let old = value.store(stored);
                         log.note(group_key, key, || ChangeKind::Updated {
-                            old,
+                            old: old.into_owned(),
                             new: stored.clone(),
                         });
                     }

@@ -35,8 +35,8 @@ impl TraitChange {
         }
     }
 
-    /// The value to set, moved out, or `None` for a removal.
-    pub(crate) fn into_value(self) -> Option<TraitValue> {
+    /// The value to set, mutable, or `None` for a removal.
+    pub(crate) fn value_mut(&mut self) -> Option<&mut TraitValue> {
         match self {
             TraitChange::Set(value) => Some(value),
             TraitChange::Remove => None,
@@ -108,54 +108,12 @@ pub(crate) struct Entry {
     pub(crate) change: TraitChange,
 }
 
-/// The groups of a patch taken by value: each group's names are borrowed from the patch's
-/// name buffer while its values are moved out.
-pub(crate) struct IntoGroups {
-    names: String,
-    groups: std::vec::IntoIter<GroupEntry>,
-    entries: std::vec::IntoIter<Entry>,
-}
-
-impl IntoGroups {
-    /// The next group, in document order; its entries must be drained before the next call.
-    pub(crate) fn next_group(&mut self) -> Option<OwnedGroup<'_>> {
-        let group = self.groups.next()?;
-        Some(OwnedGroup {
-            key: group.name.key(&self.names),
-            names: &self.names,
-            count: group.entries.len(),
-            entries: &mut self.entries,
-        })
-    }
-}
-
-/// One group of a patch taken by value: see [`IntoGroups`].
-pub(crate) struct OwnedGroup<'p> {
-    key: Hashed<'p>,
-    names: &'p str,
-    count: usize,
-    entries: &'p mut std::vec::IntoIter<Entry>,
-}
-
-impl<'p> OwnedGroup<'p> {
-    /// The group's name with its hash.
-    pub(crate) fn key(&self) -> Hashed<'p> {
-        self.key
-    }
-
-    /// The group's entries, still in place.
-    pub(crate) fn entries(&self) -> &[Entry] {
-        &self.entries.as_slice()[..self.count]
-    }
-
-    /// The group's trait names with their changes, moved out.
-    pub(crate) fn drain(self) -> impl Iterator<Item = (Hashed<'p>, TraitChange)> {
-        let names = self.names;
-        self.entries
-            .by_ref()
-            .take(self.count)
-            .map(move |entry| (entry.name.key(names), entry.change))
-    }
+/// A group of a patch taken by value, for a merge to swap its values out: see
+/// [`Patch::groups_mut`].
+pub(crate) struct GroupMut<'p> {
+    pub(crate) key: Hashed<'p>,
+    pub(crate) names: &'p str,
+    pub(crate) entries: &'p mut [Entry],
 }
 
 /// A group of a patch as the checks and the merge see it.
@@ -351,7 +309,8 @@ impl Patch {
         } = self;
         for group in groups.iter_mut() {
             let definition = schema.lookup(group.name.key(names), false);
-            group.name
+            group
+                .name
                 .set_rank(definition.map_or(NO_RANK, |(rank, _, _)| rank));
             for entry in &mut entries[group.entries.clone()] {
                 let rank = definition
@@ -363,13 +322,27 @@ impl Patch {
         *resolved_for = Some(schema.instance());
     }
 
-    /// The groups of the patch taken by value, so a merge can move the values out.
-    pub(crate) fn into_groups(self) -> IntoGroups {
-        IntoGroups {
-            names: self.names,
-            groups: self.groups.into_iter(),
-            entries: self.entries.into_iter(),
-        }
+    /// The groups with their names and entries, the entries mutable: a merge that took the
+    /// patch by value swaps its values with the profile's, in place (see `PatchValue`).
+    pub(crate) fn groups_mut(&mut self) -> impl Iterator<Item = GroupMut<'_>> {
+        let Patch {
+            names,
+            groups,
+            entries,
+            ..
+        } = self;
+        let names: &str = names;
+        // The groups' entry ranges tile `entries` in order.
+        let mut rest = entries.as_mut_slice();
+        groups.iter().map(move |group| {
+            let (entries, after) = std::mem::take(&mut rest).split_at_mut(group.entries.len());
+            rest = after;
+            GroupMut {
+                key: group.name.key(names),
+                names,
+                entries,
+            }
+        })
     }
 
     /// Every `(group, trait, change)` of the patch, in document order.

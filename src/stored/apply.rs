@@ -102,12 +102,12 @@ impl StoredProfile {
     ) -> Result<usize, PatchError> {
         check_owned(&mut patch, schema)?;
         let mut log = ChangeLog::counting();
-        let mut groups = patch.into_groups();
-        while let Some(group) = groups.next_group() {
-            let target = GroupTarget::of(group.key(), schema, true);
+        for group in patch.groups_mut() {
+            let target = GroupTarget::of(group.key, schema, true);
             let writes = group
-                .drain()
-                .map(|(name, change)| (name, change.into_value()));
+                .entries
+                .iter_mut()
+                .map(|entry| (entry.name.key(group.names), entry.change.value_mut()));
             self.apply_group(&target, writes, schema, stamp, &mut log);
         }
         Ok(log.count)
