@@ -163,7 +163,7 @@ fn apply_borrowed(
 /// Applies the changes of one group of a patch that [`StoreSchema::validate`] accepted.
 ///
 /// Values are moved into the profile when owned, cloned when borrowed ([`PatchValue`]). A
-/// group shared with another profile is copied only when a change really touches it.
+/// group shared with another profile goes to [`apply_to_shared_group`].
 ///
 /// `slot` says where the group is in the profile: see [`find_group`].
 fn apply_group<'n, V: PatchValue>(
@@ -173,6 +173,12 @@ fn apply_group<'n, V: PatchValue>(
     changes: impl Iterator<Item = NamedChange<'n, V>>,
     log: &mut ChangeLog<'_>,
 ) {
+    if let GroupSlot::Present { index, .. } = slot
+        && Arc::strong_count(&profile.groups[index]) > 1
+    {
+        apply_to_shared_group(profile, target, index, changes, log);
+        return;
+    }
     let group_key = target.name;
     let (mut index, mut room) = match slot {
         GroupSlot::Present { index, sets } => (Some(index), sets),
@@ -227,6 +233,67 @@ fn apply_group<'n, V: PatchValue>(
         && profile.groups[group_index].is_empty()
     {
         profile.groups.shift_remove_index(group_index);
+    }
+}
+
+/// Applies the changes of one group of a patch to the group at `index`, which `profile`
+/// shares with another profile: copies it once, with the changes in it, and only if a
+/// change really touches it.
+///
+/// Copying first and then applying copied every value, and then dropped the copies of the
+/// values the patch replaces: twice the work for most of a group that a large patch updates.
+fn apply_to_shared_group<'n, V: PatchValue>(
+    profile: &mut Profile,
+    target: &GroupTarget<'_>,
+    index: usize,
+    changes: impl Iterator<Item = NamedChange<'n, V>>,
+    log: &mut ChangeLog<'_>,
+) {
+    let group_key = target.name;
+    let shared = &profile.groups[index];
+    // What the patch does to each trait of the group, by position: nothing (`None`), set
+    // (`Some(Some(value))`) or remove (`Some(None)`); and the traits it adds.
+    let mut fates: Vec<Option<Option<V>>> = Vec::new();
+    let mut added = Vec::new();
+    for (name, change) in changes {
+        let (_, key) = target.resolve(name);
+        let Some(slot) = shared.find(name.hash, key) else {
+            if let Some(value) = change {
+                log.note(group_key, key, || ChangeKind::Added {
+                    value: value.get().clone(),
+                });
+                added.push((name.hash, key, value));
+            }
+            continue;
+        };
+        let old = shared.value(slot);
+        match &change {
+            Some(value) if value.get() == old => continue,
+            Some(value) => log.note(group_key, key, || ChangeKind::Updated {
+                old: old.clone(),
+                new: value.get().clone(),
+            }),
+            None => log.note(group_key, key, || ChangeKind::Removed { old: old.clone() }),
+        }
+        if fates.is_empty() {
+            fates.resize_with(shared.len(), || None);
+        }
+        fates[shared.position(slot)] = Some(change);
+    }
+    if fates.is_empty() && added.is_empty() {
+        return;
+    }
+    let mut copy = shared.copy_with(added.len(), |at, old| match fates.get_mut(at) {
+        Some(fate @ Some(_)) => fate.take().flatten().map(V::into_owned),
+        _ => Some(old.clone()),
+    });
+    for (hash, key, value) in added {
+        copy.push(hash, key.clone(), value.into_owned(), 0);
+    }
+    if copy.is_empty() {
+        profile.groups.shift_remove_index(index);
+    } else {
+        profile.groups[index] = Arc::new(copy);
     }
 }
 

@@ -316,6 +316,21 @@ impl<V> NameMap<V> {
         self.insert_full(key, value).1
     }
 
+    /// Appends to `target` a copy of each entry whose value `copy(first + position, value)`
+    /// makes (`None` leaves the entry out), keeping its hash.
+    pub(crate) fn copy_into(
+        &self,
+        target: &mut NameMap<V>,
+        first: usize,
+        mut copy: impl FnMut(usize, &V) -> Option<V>,
+    ) {
+        for (at, bucket) in self.entries.iter().enumerate() {
+            if let Some(value) = copy(first + at, &bucket.value) {
+                target.push_new(bucket.hash, bucket.key.clone(), value);
+            }
+        }
+    }
+
     /// Appends `key`, known absent, whose hash is `hash`; returns its position.
     pub(crate) fn push_new(&mut self, hash: u32, key: Name, value: V) -> usize {
         let at = self.entries.len();

@@ -133,6 +133,29 @@ impl TraitGroup {
         &added[at]
     }
 
+    /// Where `slot` is in the group's order.
+    pub(crate) fn position(&self, slot: Slot) -> usize {
+        match slot {
+            Slot::First(at) => at,
+            Slot::Added(at) => self.traits.len() + at,
+        }
+    }
+
+    /// A copy of the group, in one part, with room for `room` more traits; each value is
+    /// `copy(position, value)`, and `None` leaves the trait out.
+    pub(crate) fn copy_with(
+        &self,
+        room: usize,
+        mut copy: impl FnMut(usize, &TraitValue) -> Option<TraitValue>,
+    ) -> TraitGroup {
+        let mut traits = NameMap::with_capacity(self.len() + room);
+        self.traits.copy_into(&mut traits, 0, &mut copy);
+        if let Some(added) = &self.added {
+            added.copy_into(&mut traits, self.traits.len(), &mut copy);
+        }
+        TraitGroup::from_traits(traits)
+    }
+
     /// Removes the trait at `slot`, the later ones moving up.
     pub(crate) fn remove(&mut self, slot: Slot) -> (Name, TraitValue) {
         let (map, at) = self.part_mut(slot);
