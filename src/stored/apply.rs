@@ -7,7 +7,7 @@ use super::{
 };
 use crate::change::{Change, ChangeKind, ChangeLog, NamedChange, PatchValue};
 use crate::error::PatchError;
-use crate::names::Name;
+use crate::names::{Name, NameMap};
 use crate::patch::Patch;
 use crate::resolve::{GroupTarget, check_borrowed, check_owned};
 use crate::schema::{GroupDefinition, StoreSchema};
@@ -117,7 +117,7 @@ impl StoredProfile {
     fn apply_group<'n, V: PatchValue>(
         &mut self,
         target: &GroupTarget<'_>,
-        writes: impl Iterator<Item = NamedChange<'n, V>>,
+        writes: impl ExactSizeIterator<Item = NamedChange<'n, V>>,
         schema: &StoreSchema,
         stamp: Stamp,
         log: &mut ChangeLog<'_>,
@@ -126,6 +126,8 @@ impl StoredProfile {
         let mut group_index = self.groups.find_name(target.hash, group_key);
         // Where the traits this patch adds to the group begin, once it adds one.
         let mut first_new = None;
+        // At most how many traits the group gains: room to make at once for a new group.
+        let count = writes.len();
         for (name, value) in writes {
             let (trait_rank, trait_key) = target.resolve(name);
             let existing = group_index.and_then(|index| {
@@ -139,8 +141,9 @@ impl StoredProfile {
                     log.note_stale(group_key, trait_key, self.horizon);
                     continue;
                 }
-                let index = *group_index
-                    .get_or_insert_with(|| self.insert_group(group_key, target.rank, schema));
+                let index = *group_index.get_or_insert_with(|| {
+                    self.insert_group(group_key, target.rank, schema, count)
+                });
                 let entry = Entry {
                     rank: trait_rank,
                     stamp,
@@ -189,8 +192,15 @@ impl StoredProfile {
         }
     }
 
-    /// Inserts the empty group `key` at its place in `schema`'s order; returns its index.
-    fn insert_group(&mut self, key: &Name, rank: u32, schema: &StoreSchema) -> usize {
+    /// Inserts the empty group `key`, with room for `capacity` traits, at its place in
+    /// `schema`'s order; returns its index.
+    fn insert_group(
+        &mut self,
+        key: &Name,
+        rank: u32,
+        schema: &StoreSchema,
+        capacity: usize,
+    ) -> usize {
         if !self.groups_ranked {
             for (name, group) in &mut self.groups {
                 group.rank = schema.rank_of_group(name);
@@ -203,7 +213,7 @@ impl StoredProfile {
             .partition_point(|name, group| (group.rank, name) < (rank, key));
         let group = StoredGroup {
             rank,
-            traits: Default::default(),
+            traits: NameMap::with_capacity(capacity),
             ranked: true,
         };
         self.groups.shift_insert(at, key.clone(), group);
