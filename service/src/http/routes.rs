@@ -69,6 +69,11 @@ fn no_identifier(app: &App) -> String {
     )
 }
 
+/// The request's `Host`, which makes a redirect's URI absolute.
+fn host(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok())
+}
+
 /// A redirect of a joined-away profile to its canonical id: 301 for reads, 308 for writes,
 /// `{"message", "uri"}`, with `Location` and `Canonical-Profile-Id`.
 pub(super) struct Moved {
@@ -79,15 +84,9 @@ pub(super) struct Moved {
 
 /// The redirect to canonical profile `to`; `suffix` is what follows the profile id in the
 /// path (`/Traits`, and the query). The URI is absolute when the request named its `Host`.
-fn moved(
-    app: &App,
-    headers: &HeaderMap,
-    status: StatusCode,
-    to: &ProfileId,
-    suffix: &str,
-) -> Moved {
+fn moved(app: &App, host: Option<&str>, status: StatusCode, to: &ProfileId, suffix: &str) -> Moved {
     let path = format!("/v1/Stores/{}/Profiles/{to}{suffix}", app.store_id);
-    let uri = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+    let uri = match host {
         Some(host) => format!("http://{host}{path}"),
         None => path,
     };
@@ -149,7 +148,7 @@ fn ok_for(id: &ProfileId, body: impl serde::Serialize) -> Response {
 }
 
 /// Where a write to `id` stands: 308 if it moved, 404 if missing.
-async fn writable(app: &App, headers: &HeaderMap, id: &ProfileId) -> Result<(), Refusal> {
+async fn writable(app: &App, host: Option<&str>, id: &ProfileId) -> Result<(), Refusal> {
     let located = app
         .storage
         .locate(id)
@@ -159,7 +158,7 @@ async fn writable(app: &App, headers: &HeaderMap, id: &ProfileId) -> Result<(), 
         Located::Live => Ok(()),
         Located::Moved(to) => Err(Refusal::Moved(moved(
             app,
-            headers,
+            host,
             StatusCode::PERMANENT_REDIRECT,
             &to,
             "",
@@ -169,10 +168,10 @@ async fn writable(app: &App, headers: &HeaderMap, id: &ProfileId) -> Result<(), 
 }
 
 /// The answer to a storage refusal of a write to `id`.
-fn refused(app: &App, headers: &HeaderMap, error: StoreError, id: &ProfileId) -> Refusal {
+fn refused(app: &App, host: Option<&str>, error: StoreError, id: &ProfileId) -> Refusal {
     match error {
         StoreError::Moved(to) => {
-            Refusal::Moved(moved(app, headers, StatusCode::PERMANENT_REDIRECT, &to, ""))
+            Refusal::Moved(moved(app, host, StatusCode::PERMANENT_REDIRECT, &to, ""))
         }
         other => ApiError::from_store(other, id).into(),
     }
@@ -198,20 +197,26 @@ pub(super) async fn patch_profile(
     let (stamp, body, patch) = match checked.await {
         Ok(checked) => checked,
         Err(error) => {
-            writable(&app, &headers, &id).await?;
+            writable(&app, host(&headers), &id).await?;
             return Err(error.into());
         }
     };
+    // The body and the header values are slices of hyper's read buffer: held while the write
+    // is made durable, they keep hyper from reusing that buffer for the connection's next
+    // request, and it allocates a fresh one (8 KiB) instead. So the body is copied (as the
+    // log wants it owned anyway) and the `Host` kept apart before the wait.
+    let host = host(&headers).map(str::to_owned);
+    drop(headers);
     let write = Write::Patch {
         id: id.clone(),
         patch,
-        body: body.to_vec(),
+        body: Vec::from(body),
     };
     let _slot = app.write_slot().await?;
     app.storage
         .accept(write, stamp)
         .await
-        .map_err(|e| refused(&app, &headers, e, &id))?;
+        .map_err(|e| refused(&app, host.as_deref(), e, &id))?;
     Ok(accepted(Message {
         message: "Trait modifications accepted for processing.",
     }))
@@ -305,12 +310,12 @@ pub(super) async fn delete_profile(
     ProfilePath(id): ProfilePath,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    writable(&app, &headers, &id).await?;
+    writable(&app, host(&headers), &id).await?;
     let _slot = app.write_slot().await?;
     app.storage
         .accept(Write::Delete(id.clone()), None)
         .await
-        .map_err(|e| refused(&app, &headers, e, &id))?;
+        .map_err(|e| refused(&app, host(&headers), e, &id))?;
     Ok(accepted(Message {
         message: "Profile accepted for deletion.",
     }))
@@ -355,9 +360,16 @@ async fn read_redirect(
         .await
         .map_err(|e| ApiError::from_store(e, id))?;
     Ok(match located {
-        Located::Moved(to) => {
-            Some(moved(app, headers, StatusCode::MOVED_PERMANENTLY, &to, suffix).into_response())
-        }
+        Located::Moved(to) => Some(
+            moved(
+                app,
+                host(headers),
+                StatusCode::MOVED_PERMANENTLY,
+                &to,
+                suffix,
+            )
+            .into_response(),
+        ),
         Located::Live | Located::Missing => None,
     })
 }

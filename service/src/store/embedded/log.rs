@@ -1,6 +1,7 @@
 //! The durable operation log: an append-only file of records (see `record.rs`), written by one
 //! thread that batches concurrent requests into one `write` and one `fdatasync` (group
-//! commit), and cut short while running once a snapshot holds its beginning.
+//! commit), over zeros written ahead (`ahead.rs`), and cut short while running once a
+//! snapshot holds its beginning.
 //!
 //! A record's payload is a JSON header line (`seq`, `op`, `store`, `profile`, `createdAt`,
 //! `time`: the stamp's instant, whose tiebreaker is `seq`; `eventTime` when that instant is the
@@ -9,8 +10,7 @@
 //! exactly as it was validated (empty for a delete).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use profile_traits::{Patch, ProfileId, Stamp, StoreId};
 use serde::{Deserialize, Serialize};
 
+use super::ahead::Ahead;
 use super::record;
 use crate::store::{Op, OpKind};
 
@@ -107,9 +108,9 @@ pub(super) enum ToWriter {
 pub(super) struct Recovered {
     /// The operations of every complete record, in log order.
     pub(super) ops: Vec<Op>,
-    /// The log, positioned at its end.
+    /// The log, holding its whole requests' records only (what followed them was cut).
     pub(super) file: File,
-    /// How many bytes of a torn last record were cut off.
+    /// How many bytes of a torn last record were cut off (zeros written ahead not counted).
     pub(super) truncated_bytes: u64,
 }
 
@@ -125,10 +126,12 @@ pub(super) struct Recovered {
 pub(super) fn open(dir: &Path, store: &StoreId) -> io::Result<Recovered> {
     fs::create_dir_all(dir)?;
     let path: PathBuf = dir.join(LOG_FILE);
+    // Not `append`: the writer writes over zeros written ahead, at offsets (`ahead.rs`).
     let mut file = OpenOptions::new()
         .read(true)
-        .append(true)
+        .write(true)
         .create(true)
+        .truncate(false)
         .open(&path)?;
     // The file's directory entry must be durable too, or a fresh log could vanish on a crash.
     File::open(dir)?.sync_all()?;
@@ -156,12 +159,17 @@ pub(super) fn open(dir: &Path, store: &StoreId) -> io::Result<Recovered> {
     }
     let (offset, kept) = whole;
     ops.truncate(kept);
-    let truncated_bytes = (bytes.len() - offset) as u64;
-    if truncated_bytes > 0 {
+    // What follows the last whole request: a torn record, zeros written ahead, or both; the
+    // zeros are not torn bytes. Both are cut: the writer starts from a file of records only.
+    let after = &bytes[offset..];
+    let truncated_bytes = after
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1) as u64;
+    if !after.is_empty() {
         file.set_len(offset as u64)?;
         file.sync_all()?;
     }
-    file.seek(SeekFrom::End(0))?;
     Ok(Recovered {
         ops,
         file,
@@ -252,8 +260,8 @@ fn decode(payload: &[u8], store: &StoreId) -> Result<Op, String> {
 pub(super) struct LogFile {
     /// The data directory.
     pub(super) dir: PathBuf,
-    /// The log, positioned at its end.
-    pub(super) file: File,
+    /// The log, written ahead.
+    pub(super) file: Ahead,
     /// Past this size, the writer asks for a snapshot so the log can be cut short.
     pub(super) compact_above: u64,
     /// Told when the log has grown past `compact_above`.
@@ -326,11 +334,7 @@ pub(super) fn run_writer(
             }
         }
         if let Some(log) = &mut log {
-            if let Err(error) = log
-                .file
-                .write_all(&buffer)
-                .and_then(|()| log.file.sync_data())
-            {
+            if let Err(error) = log.file.append_durable(&buffer) {
                 eprintln!("profile-service: cannot make the log durable: {error}; aborting");
                 std::process::abort();
             }
@@ -376,15 +380,17 @@ fn cut(log: &mut LogFile, batches: &mut Batches, snapshot_seq: u64) -> io::Resul
     let mut tail = vec![0; (batches.len - offset) as usize];
     log.file.read_exact_at(&mut tail, offset)?;
     let temporary = log.dir.join(format!("{LOG_FILE}.tmp"));
-    let mut file = File::create(&temporary)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temporary)?;
     file.write_all(&tail)?;
     file.sync_all()?;
     fs::rename(&temporary, log.dir.join(LOG_FILE))?;
     File::open(&log.dir)?.sync_all()?;
-    log.file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(log.dir.join(LOG_FILE))?;
+    log.file = Ahead::new(file, log.compact_above)?;
     batches.starts = batches.starts[keep_from..]
         .iter()
         .map(|&(seq, start)| (seq, start - offset))
@@ -479,5 +485,39 @@ mod tests {
             fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(),
             whole as u64
         );
+    }
+
+    /// The zeros written ahead read as the end of the log, and are not torn bytes; a torn
+    /// record over them is.
+    #[test]
+    fn zeros_written_ahead_end_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
+        let op = Op {
+            seq: 1,
+            stamp: Stamp::new(0, 1).unwrap(),
+            event_time: false,
+            more: false,
+            profile: ProfileId::from_bits(1),
+            kind: OpKind::Patch {
+                patch: Patch::from_slice(body).unwrap(),
+                join: Vec::new(),
+            },
+        };
+        let mut bytes = Vec::new();
+        encode(&mut bytes, &store(), &op, body);
+        let whole = bytes.len();
+        bytes.resize(8192, 0);
+        fs::write(dir.path().join(LOG_FILE), &bytes).unwrap();
+        let recovered = open(dir.path(), &store()).unwrap();
+        assert_eq!((recovered.ops.len(), recovered.truncated_bytes), (1, 0));
+        assert_eq!(recovered.file.metadata().unwrap().len(), whole as u64);
+
+        let torn = [200u8, 0, 0, 0, 1, 2, 3, 4, b'{'];
+        bytes[whole..whole + torn.len()].copy_from_slice(&torn);
+        fs::write(dir.path().join(LOG_FILE), &bytes).unwrap();
+        let recovered = open(dir.path(), &store()).unwrap();
+        assert_eq!(recovered.ops.len(), 1);
+        assert_eq!(recovered.truncated_bytes, torn.len() as u64);
     }
 }

@@ -11,6 +11,7 @@
 //! itself. Appending is one sequential write per batch, recovery is "read until the first torn
 //! record", and group commit falls out of having one writer.
 
+mod ahead;
 mod log;
 mod record;
 mod snapshot;
@@ -126,7 +127,7 @@ impl Embedded {
             let (ask_tx, ask_rx) = mpsc::sync_channel(1);
             log = Some(LogFile {
                 dir: dir.clone(),
-                file: recovery.file,
+                file: ahead::Ahead::new(recovery.file, *compact_log_bytes)?,
                 compact_above: *compact_log_bytes,
                 compactor: ask_tx,
             });

@@ -1,11 +1,13 @@
 //! The record framing shared by the log and the snapshot: `len: u32 LE | crc32(payload): u32
 //! LE | payload`. A reader stops at the first record that is not whole or whose checksum is
-//! wrong, which is how a torn write at the end of the log is found.
+//! wrong, which is how a torn write at the end of the log is found. A length of 0 ends the
+//! records: no payload is empty, and the log's tail is zeros written ahead (`ahead.rs`).
 
 /// The bytes before a record's payload: its length and its checksum.
 const HEADER_LEN: usize = 8;
 
-/// Appends `payload` to `out` as one record: length, checksum, payload.
+/// Appends `payload` (never empty: see the module's doc) to `out` as one record: length,
+/// checksum, payload.
 pub(super) fn frame(out: &mut Vec<u8>, payload: &[u8]) {
     frame_with(out, |out| out.extend_from_slice(payload));
 }
@@ -47,6 +49,10 @@ impl<'a> Iterator for Records<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         let header = self.bytes.get(self.offset..self.offset + HEADER_LEN)?;
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        // Zeros written ahead (whose checksum, that of nothing, would match).
+        if len == 0 {
+            return None;
+        }
         let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
         let start = self.offset + HEADER_LEN;
         let payload = self.bytes.get(start..start.checked_add(len)?)?;
@@ -87,5 +93,9 @@ mod tests {
         }
         bytes[whole - 1] ^= 1;
         assert_eq!(records(&bytes).count(), 1);
+        let mut zeros = Vec::new();
+        frame(&mut zeros, b"first");
+        zeros.resize(64, 0);
+        assert_eq!(records(&zeros).count(), 1);
     }
 }
