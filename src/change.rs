@@ -82,9 +82,10 @@ impl ChangeKind {
 /// remove.
 pub(crate) type NamedChange<'n, V> = (Hashed<'n>, Option<V>);
 
-/// A value a merge stores: swapped in from a patch taken by value, cloned from one borrowed.
+/// A value a merge stores: swapped in (or, where the profile had none, moved out) from a
+/// patch taken by value, cloned from one borrowed.
 ///
-/// Swapped rather than moved: a value moved out of the patch is split by the compiler into a
+/// Swapped rather than moved where it can be: a value moved out of the patch is split by the compiler into a
 /// tag and a payload on the stack, and copied back in chunks that straddle the stores that
 /// wrote them, which the processor cannot forward from (a stall on every trait of a merge,
 /// seen in `perf annotate`). A swap copies memory to memory. The old values go to the patch,

@@ -132,11 +132,7 @@ pub fn merge_in_place_owned(
     for group in patch.groups_mut() {
         let target = GroupTarget::of(group.key, schema, true);
         let slot = find_group(profile, &target, group.entries);
-        let changes = group
-            .entries
-            .iter_mut()
-            .map(|entry| (entry.name.key(group.names), entry.change.value_mut()));
-        apply_group(profile, &target, slot, changes, &mut log);
+        apply_group(profile, &target, slot, group.changes(), &mut log);
     }
     Ok(log.count)
 }
@@ -162,8 +158,9 @@ fn apply_borrowed(
 
 /// Applies the changes of one group of a patch that [`StoreSchema::validate`] accepted.
 ///
-/// Values are moved into the profile when owned, cloned when borrowed ([`PatchValue`]). A
-/// group shared with another profile goes to [`apply_to_shared_group`].
+/// Values are swapped into the profile from a patch taken by value, cloned from a borrowed
+/// one ([`PatchValue`]). A group shared with another profile goes to
+/// [`apply_to_shared_group`].
 ///
 /// `slot` says where the group is in the profile: see [`find_group`].
 fn apply_group<'n, V: PatchValue>(

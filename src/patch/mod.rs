@@ -112,8 +112,20 @@ pub(crate) struct Entry {
 /// [`Patch::groups_mut`].
 pub(crate) struct GroupMut<'p> {
     pub(crate) key: Hashed<'p>,
-    pub(crate) names: &'p str,
+    names: &'p str,
     pub(crate) entries: &'p mut [Entry],
+}
+
+impl<'p> GroupMut<'p> {
+    /// The group's trait names with their values to set (mutable) or `None` to remove.
+    pub(crate) fn changes(
+        self,
+    ) -> impl ExactSizeIterator<Item = (Hashed<'p>, Option<&'p mut TraitValue>)> {
+        let names = self.names;
+        self.entries
+            .iter_mut()
+            .map(move |entry| (entry.name.key(names), entry.change.value_mut()))
+    }
 }
 
 /// A group of a patch as the checks and the merge see it.

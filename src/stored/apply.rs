@@ -104,11 +104,7 @@ impl StoredProfile {
         let mut log = ChangeLog::counting();
         for group in patch.groups_mut() {
             let target = GroupTarget::of(group.key, schema, true);
-            let writes = group
-                .entries
-                .iter_mut()
-                .map(|entry| (entry.name.key(group.names), entry.change.value_mut()));
-            self.apply_group(&target, writes, schema, stamp, &mut log);
+            self.apply_group(&target, group.changes(), schema, stamp, &mut log);
         }
         Ok(log.count)
     }
