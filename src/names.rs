@@ -357,6 +357,12 @@ impl<V> NameMap<V> {
         self.entries.push(Bucket { hash, key, value });
     }
 
+    /// Appends the entries of `other`, whose names are absent here, leaving the table as it
+    /// is (see [`NameMap::push_unindexed`]).
+    pub(crate) fn append_unindexed(&mut self, other: NameMap<V>) {
+        self.entries.extend(other.entries);
+    }
+
     /// Moves the entries from position `from` on (appended by [`NameMap::push_unindexed`])
     /// to their places in `compare`'s order among the ones before `from`, which are in that
     /// order, and indexes every entry again.

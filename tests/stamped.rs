@@ -739,6 +739,60 @@ fn stored_order_is_schema_order_whatever_the_order_of_writes() {
 }
 
 #[test]
+fn traits_added_to_a_read_group_keep_schema_order_before_and_after_they_are_folded_in() {
+    // A group read from the stored form has no spare room: traits a write adds to it are
+    // kept in a part of their own until they are as many as the rest, then folded in. The
+    // stored form, lookups and equality must not tell.
+    let tags = ("tags", entry(r#"["t"]"#, 1));
+    let mut p: StoredProfile =
+        serde_json::from_str(&stored(None, &[("Contact", std::slice::from_ref(&tags))]))
+            .expect("stored");
+    let phone = ("phone", entry(r#""+1""#, 2));
+    let email = ("email", entry(r#""a@x""#, 3));
+    let age = ("age", entry("40", 4));
+    let age_again = ("age", entry("41", 5));
+    let steps = [
+        // The read group is ranked and sorted whole by its first write.
+        (
+            r#"{"traits": {"Contact": {"phone": "+1"}}}"#,
+            2,
+            vec![&phone, &tags],
+        ),
+        // Added apart (1 against 2).
+        (
+            r#"{"traits": {"Contact": {"email": "a@x"}}}"#,
+            3,
+            vec![&email, &phone, &tags],
+        ),
+        // Folded in (2 against 2).
+        (
+            r#"{"traits": {"Contact": {"age": 40}}}"#,
+            4,
+            vec![&email, &phone, &age, &tags],
+        ),
+        (
+            r#"{"traits": {"Contact": {"age": 41}}}"#,
+            5,
+            vec![&email, &phone, &age_again, &tags],
+        ),
+    ];
+    for (text, sec, entries) in steps {
+        apply(&mut p, text, at(sec));
+        let entries: Vec<(&str, String)> = entries.iter().map(|(n, e)| (*n, e.clone())).collect();
+        let expected = stored(None, &[("Contact", &entries)]);
+        assert_eq!(json_text(&p), expected, "after {text}");
+        let read: StoredProfile = serde_json::from_str(&expected).expect("stored form");
+        assert_eq!(read, p, "after {text}");
+        for (name, _) in &entries {
+            assert!(
+                p.get_entry("Contact", name).is_some(),
+                "{name} after {text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn from_profile_stamps_every_trait_and_keeps_the_profile_order_until_sorted() {
     let plain = profile(
         r#"{"id": "mem_profile_00000000000000000000000009", "createdAt": "2024-01-01T00:00:00Z",

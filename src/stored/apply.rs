@@ -2,15 +2,13 @@
 
 use std::cmp::Ordering;
 
-use super::{
-    Entry, StoredGroup, StoredProfile, canonical_groups, canonical_traits, compare_writes,
-};
+use super::{Entry, StoredGroup, StoredProfile, canonical_groups, compare_writes};
 use crate::change::{Change, ChangeKind, ChangeLog, NamedChange, PatchValue};
 use crate::error::PatchError;
-use crate::names::{Name, NameMap};
+use crate::names::Name;
 use crate::patch::Patch;
 use crate::resolve::{GroupTarget, check_borrowed, check_owned};
-use crate::schema::{GroupDefinition, StoreSchema};
+use crate::schema::StoreSchema;
 use crate::stamp::Stamp;
 
 impl StoredProfile {
@@ -120,44 +118,39 @@ impl StoredProfile {
     ) {
         let group_key = target.name;
         let mut group_index = self.groups.find_name(target.hash, group_key);
-        // Where the traits this patch adds to the group begin, once it adds one.
+        // Where the traits this patch adds to the group begin in its added part, once it
+        // adds one.
         let mut first_new = None;
-        // At most how many traits the group gains: room to make at once for a new group.
+        // At most how many traits the group gains: room to make at once for them.
         let count = writes.len();
         for (name, value) in writes {
             let (trait_rank, trait_key) = target.resolve(name);
-            let existing = group_index.and_then(|index| {
-                Some((
-                    index,
-                    self.groups[index].traits.find_name(name.hash, trait_key)?,
-                ))
-            });
+            let existing = group_index
+                .and_then(|index| Some((index, self.groups[index].find(name.hash, trait_key)?)));
             let Some((index, slot)) = existing else {
                 if stamp <= self.horizon {
                     log.note_stale(group_key, trait_key, self.horizon);
                     continue;
                 }
-                let index = *group_index.get_or_insert_with(|| {
-                    self.insert_group(group_key, target.rank, schema, count)
-                });
+                let index = *group_index
+                    .get_or_insert_with(|| self.insert_group(group_key, target.rank, schema));
+                let group = &mut self.groups[index];
+                first_new.get_or_insert(group.added_len());
                 let entry = Entry {
                     rank: trait_rank,
                     stamp,
                     value: value.map(V::into_owned),
                 };
-                let traits = &mut self.groups[index].traits;
-                first_new.get_or_insert(traits.len());
-                traits.push_unindexed(name.hash, trait_key.clone(), entry);
-                let new = &traits[traits.len() - 1].value;
-                log.note(group_key, trait_key, || match new {
+                log.note(group_key, trait_key, || match &entry.value {
                     Some(value) => ChangeKind::Added {
                         value: value.clone(),
                     },
                     None => ChangeKind::Touched,
                 });
+                group.push_unplaced(name.hash, trait_key.clone(), entry, count);
                 continue;
             };
-            let entry = &mut self.groups[index].traits[slot];
+            let entry = self.groups[index].entry_mut(slot);
             match compare_writes(
                 (stamp, value.as_ref().map(V::get)),
                 (entry.stamp, entry.value.as_ref()),
@@ -184,19 +177,13 @@ impl StoredProfile {
             });
         }
         if let (Some(first_new), Some(index)) = (first_new, group_index) {
-            place_new_traits(&mut self.groups[index], target.definition, first_new);
+            let definition = target.definition;
+            self.groups[index].place_new(first_new, |name| definition.rank_of_trait(name));
         }
     }
 
-    /// Inserts the empty group `key`, with room for `capacity` traits, at its place in
-    /// `schema`'s order; returns its index.
-    fn insert_group(
-        &mut self,
-        key: &Name,
-        rank: u32,
-        schema: &StoreSchema,
-        capacity: usize,
-    ) -> usize {
+    /// Inserts the empty group `key` at its place in `schema`'s order; returns its index.
+    fn insert_group(&mut self, key: &Name, rank: u32, schema: &StoreSchema) -> usize {
         if !self.groups_ranked {
             for (name, group) in &mut self.groups {
                 group.rank = schema.rank_of_group(name);
@@ -207,31 +194,8 @@ impl StoredProfile {
         let at = self
             .groups
             .partition_point(|name, group| (group.rank, name) < (rank, key));
-        let group = StoredGroup {
-            rank,
-            traits: NameMap::with_capacity(capacity),
-            ranked: true,
-        };
-        self.groups.shift_insert(at, key.clone(), group);
+        self.groups
+            .shift_insert(at, key.clone(), StoredGroup::empty(rank));
         at
-    }
-}
-
-/// Moves the traits a patch appended to `group`, from position `first_new` on, to their
-/// places in `definition`'s order, and indexes the group again.
-///
-/// Once per group after all its writes, not a sorted insert per trait: a sorted insert
-/// shifts the rest of the group and its hash indices every time (the large bench patch adds
-/// about 300 traits). A group deserialized, made from a plain profile or joined is ranked
-/// by position until this ranks it by the schema, and then sorted whole.
-fn place_new_traits(group: &mut StoredGroup, definition: &GroupDefinition, first_new: usize) {
-    if group.ranked {
-        group.traits.place_appended(first_new, canonical_traits);
-    } else {
-        for (name, entry) in &mut group.traits {
-            entry.rank = definition.rank_of_trait(name);
-        }
-        group.ranked = true;
-        group.traits.sort_by(canonical_traits);
     }
 }

@@ -90,11 +90,9 @@ impl StoredProfile {
     /// ```
     pub fn purge(&mut self, horizon: Stamp) {
         for group in self.groups.values_mut() {
-            group
-                .traits
-                .retain(|_, entry| entry.value.is_some() || entry.stamp > horizon);
+            group.retain(|entry| entry.value.is_some() || entry.stamp > horizon);
         }
-        self.groups.retain(|_, group| !group.traits.is_empty());
+        self.groups.retain(|_, group| !group.is_empty());
         self.horizon = self.horizon.max(horizon);
     }
 }
@@ -125,17 +123,17 @@ fn join_traits(
 ) -> NameMap<Entry> {
     let horizon = a_horizon.max(b_horizon);
     let mut traits = NameMap::default();
-    for (name, entry) in a.iter().flat_map(|group| &group.traits) {
-        let winner = match b.and_then(|group| group.traits.get(name)) {
-            Some(theirs) => Some(newer(entry, theirs).clone()),
+    for (name, entry) in a.iter().flat_map(|group| group.iter()) {
+        let winner = match b.and_then(|group| group.get(name)) {
+            Some((_, theirs)) => Some(newer(entry, theirs).clone()),
             None => one_sided(entry, b_horizon, horizon),
         };
         if let Some(winner) = winner {
             traits.insert(name.clone(), winner);
         }
     }
-    for (name, entry) in b.iter().flat_map(|group| &group.traits) {
-        let in_a = a.is_some_and(|group| group.traits.contains_key(name));
+    for (name, entry) in b.iter().flat_map(|group| group.iter()) {
+        let in_a = a.is_some_and(|group| group.get(name).is_some());
         if !in_a && let Some(winner) = one_sided(entry, a_horizon, horizon) {
             traits.insert(name.clone(), winner);
         }
@@ -178,11 +176,6 @@ fn insert_if_not_empty(
     traits: NameMap<Entry>,
 ) {
     if !traits.is_empty() {
-        let group = StoredGroup {
-            rank,
-            traits,
-            ranked: false,
-        };
-        groups.insert(name.clone(), group);
+        groups.insert(name.clone(), StoredGroup::new(rank, traits, false));
     }
 }

@@ -2,6 +2,7 @@
 //! horizon (SEMANTICS.md §6).
 
 mod apply;
+mod group;
 mod join;
 mod serde;
 
@@ -14,6 +15,8 @@ use crate::profile::{Profile, TraitGroup};
 use crate::schema::StoreSchema;
 use crate::stamp::Stamp;
 use crate::value::TraitValue;
+
+use self::group::StoredGroup;
 
 /// What a store keeps of one profile: per trait a live value or a tombstone (the record of a
 /// removal), each with the [`Stamp`] of the write that made it, and a horizon.
@@ -75,17 +78,6 @@ pub struct StoredProfile {
     groups_ranked: bool,
 }
 
-/// The entries of one group, in canonical order; never empty inside a profile.
-#[derive(Debug, Clone)]
-struct StoredGroup {
-    /// The group's place in the schema's declaration order ([`UNDECLARED`] when unknown).
-    rank: u32,
-    traits: NameMap<Entry>,
-    /// Whether the traits' ranks come from a schema (else from their stored position), so
-    /// that `apply` ranks them once, not at every new trait.
-    ranked: bool,
-}
-
 /// One trait's entry: a live value or a tombstone, with the stamp of the write that made it.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -95,12 +87,6 @@ struct Entry {
     /// `None` is a tombstone.
     value: Option<TraitValue>,
 }
-
-/// Spare entries a group gets when a stored profile is made or read, as a store does to
-/// apply writes to it: a write that adds a trait or two to the group then fills them, where
-/// growing the group would copy all of it, cold, into a larger one (most of the memory
-/// traffic of a write that adds traits). Within the memory bound of `tests/alloc.rs`.
-const ROOM_FOR_NEW_TRAITS: usize = 2;
 
 /// The rank of a group or trait the schema does not declare: after the declared ones.
 const UNDECLARED: u32 = u32::MAX;
@@ -162,7 +148,7 @@ impl StoredProfile {
         stored.created_at = profile.created_at().map(str::to_owned);
         for (group_rank, (group_name, group)) in profile.groups.into_iter().enumerate() {
             let group = Arc::unwrap_or_clone(group);
-            let mut traits = NameMap::with_capacity(group.len() + ROOM_FOR_NEW_TRAITS);
+            let mut traits = NameMap::with_capacity(group.len());
             for (rank, (name, value)) in group.into_traits().enumerate() {
                 let entry = Entry {
                     rank: rank_of(rank),
@@ -171,11 +157,7 @@ impl StoredProfile {
                 };
                 traits.push_new(name.hash(), name, entry);
             }
-            let group = StoredGroup {
-                rank: rank_of(group_rank),
-                traits,
-                ranked: false,
-            };
+            let group = StoredGroup::new(rank_of(group_rank), traits, false);
             stored.groups.insert(group_name, group);
         }
         stored.groups_ranked = false;
@@ -190,7 +172,6 @@ impl StoredProfile {
         profile.set_created_at(self.created_at.clone());
         for (name, group) in &self.groups {
             let traits: NameMap<TraitValue> = group
-                .traits
                 .iter()
                 .filter_map(|(name, entry)| Some((name.clone(), entry.value.clone()?)))
                 .collect();
@@ -236,7 +217,7 @@ impl StoredProfile {
     /// The entry of trait `name` of `group`, live or tombstone, if any.
     pub fn get_entry(&self, group: &str, name: &str) -> Option<StoredTrait<'_>> {
         let (group, traits) = self.groups.get_key_value(group)?;
-        let (name, entry) = traits.traits.get_key_value(name)?;
+        let (name, entry) = traits.get(name)?;
         Some(StoredTrait {
             group,
             name,
@@ -248,7 +229,7 @@ impl StoredProfile {
     /// Every entry, live or tombstone, in the stored order.
     pub fn traits(&self) -> impl Iterator<Item = StoredTrait<'_>> {
         self.groups.iter().flat_map(|(group, stored)| {
-            stored.traits.iter().map(move |(name, entry)| StoredTrait {
+            stored.iter().map(move |(name, entry)| StoredTrait {
                 group,
                 name,
                 value: entry.value.as_ref(),
@@ -274,18 +255,16 @@ impl StoredProfile {
         for (name, group) in &mut self.groups {
             group.rank = schema.rank_of_group(name);
             let definition = schema.group(name);
-            for (trait_name, entry) in &mut group.traits {
-                entry.rank = definition.map_or(UNDECLARED, |d| d.rank_of_trait(trait_name));
-            }
-            group.traits.sort_by(canonical_traits);
-            group.ranked = true;
+            group.rank_by(|trait_name| {
+                definition.map_or(UNDECLARED, |d| d.rank_of_trait(trait_name))
+            });
         }
         self.groups.sort_by(canonical_groups);
         self.groups_ranked = true;
     }
 
     fn entry(&self, group: &str, name: &str) -> Option<&Entry> {
-        self.groups.get(group)?.traits.get(name)
+        self.groups.get(group)?.get(name).map(|(_, entry)| entry)
     }
 }
 

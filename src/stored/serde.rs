@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
-use super::{Entry, ROOM_FOR_NEW_TRAITS, StoredGroup, StoredProfile, rank_of};
+use super::{Entry, StoredGroup, StoredProfile, rank_of};
 use crate::id::ProfileId;
 use crate::names::{NameMap, deserialize_unique_map};
 use crate::stamp::Stamp;
@@ -33,18 +33,18 @@ impl Serialize for GroupsOut<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (name, group) in self.0 {
-            map.serialize_entry(&**name, &TraitsOut(&group.traits))?;
+            map.serialize_entry(&**name, &TraitsOut(group))?;
         }
         map.end()
     }
 }
 
-struct TraitsOut<'a>(&'a NameMap<Entry>);
+struct TraitsOut<'a>(&'a StoredGroup);
 
 impl Serialize for TraitsOut<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, entry) in self.0 {
+        for (name, entry) in self.0.iter() {
             map.serialize_entry(&**name, entry)?;
         }
         map.end()
@@ -100,7 +100,7 @@ impl<'de> Deserialize<'de> for StoredProfile {
             if entries.is_empty() {
                 return Err(de::Error::custom(EmptyGroup(&name)));
             }
-            let mut traits = NameMap::with_capacity(entries.len() + ROOM_FOR_NEW_TRAITS);
+            let mut traits = NameMap::with_capacity(entries.len());
             for (rank, (trait_name, entry)) in entries.into_iter().enumerate() {
                 let stamp =
                     Stamp::with_text(&entry.time, entry.tiebreak).map_err(de::Error::custom)?;
@@ -111,12 +111,7 @@ impl<'de> Deserialize<'de> for StoredProfile {
                 };
                 traits.insert(trait_name, entry);
             }
-            let group = StoredGroup {
-                rank: rank_of(group_rank),
-                traits,
-                ranked: false,
-            };
-            groups.insert(name, group);
+            groups.insert(name, StoredGroup::new(rank_of(group_rank), traits, false));
         }
         Ok(StoredProfile {
             id: wire.id,

@@ -1,0 +1,176 @@
+//! One group of a stored profile: its entries in canonical order, kept in two parts so that a
+//! write adding traits does not move the ones already there.
+
+use std::cmp::Ordering;
+use std::iter::Peekable;
+
+use super::{Entry, canonical_traits};
+use crate::names::{self, Name, NameMap};
+use crate::profile::Slot;
+
+/// The entries of one group, in canonical order (by rank, then name); never empty inside a
+/// profile.
+///
+/// Two parts, each in canonical order, merged when read: `traits`, as the group was made or
+/// last folded, and `added`, the traits written since. Placing a new trait among `traits`
+/// would shift and index again every entry of the group, cold (for a write that adds a few
+/// traits, most of its memory traffic); placing it among the few added ones does not touch
+/// `traits`. The added part is folded into `traits` once it is as long, so that a group's
+/// reads and writes stay within a constant factor of one part's.
+#[derive(Debug, Clone)]
+pub(super) struct StoredGroup {
+    /// The group's place in the schema's declaration order ([`super::UNDECLARED`] when
+    /// unknown).
+    pub(super) rank: u32,
+    traits: NameMap<Entry>,
+    added: Option<Box<NameMap<Entry>>>,
+    /// Whether the traits' ranks come from a schema (else from their stored position), so
+    /// that a write ranks them once, not at every new trait.
+    ranked: bool,
+}
+
+impl StoredGroup {
+    /// A group of `traits`, in canonical order if `ranked`, else ranked by position.
+    pub(super) fn new(rank: u32, traits: NameMap<Entry>, ranked: bool) -> Self {
+        StoredGroup {
+            rank,
+            traits,
+            added: None,
+            ranked,
+        }
+    }
+
+    /// An empty group, ranked, that a write is about to add traits to.
+    pub(super) fn empty(rank: u32) -> Self {
+        StoredGroup::new(rank, NameMap::default(), true)
+    }
+
+    /// The number of entries.
+    pub(super) fn len(&self) -> usize {
+        self.traits.len() + self.added.as_ref().map_or(0, |added| added.len())
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where trait `name`, whose hash is `hash`, is.
+    pub(super) fn find(&self, hash: u32, name: &Name) -> Option<Slot> {
+        if let Some(at) = self.traits.find_name(hash, name) {
+            return Some(Slot::First(at));
+        }
+        self.added.as_ref()?.find_name(hash, name).map(Slot::Added)
+    }
+
+    /// The entry of trait `name`, with the name as kept.
+    pub(super) fn get(&self, name: &str) -> Option<(&Name, &Entry)> {
+        self.traits
+            .get_key_value(name)
+            .or_else(|| self.added.as_ref()?.get_key_value(name))
+    }
+
+    pub(super) fn entry_mut(&mut self, slot: Slot) -> &mut Entry {
+        match slot {
+            Slot::First(at) => &mut self.traits[at],
+            Slot::Added(at) => &mut self.added.as_mut().expect("a slot among the added")[at],
+        }
+    }
+
+    /// The entries in canonical order.
+    pub(super) fn iter(&self) -> Entries<'_> {
+        Entries {
+            first: self.traits.iter().peekable(),
+            added: self.added.as_deref().map(|added| added.iter().peekable()),
+        }
+    }
+
+    /// Keeps the entries `keep` says to.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        self.traits.retain(|_, entry| keep(entry));
+        if let Some(added) = &mut self.added {
+            added.retain(|_, entry| keep(entry));
+        }
+    }
+
+    /// How many traits the added part holds: where the ones [`StoredGroup::push_unplaced`]
+    /// adds next begin.
+    pub(super) fn added_len(&self) -> usize {
+        self.added.as_ref().map_or(0, |added| added.len())
+    }
+
+    /// Adds trait `key`, known absent, whose hash is `hash`, to the added part, not yet in
+    /// its place nor indexed (see [`StoredGroup::place_new`]); `room` is how many traits may
+    /// be added with it, for the one allocation of the added part.
+    pub(super) fn push_unplaced(&mut self, hash: u32, key: Name, entry: Entry, room: usize) {
+        self.added
+            .get_or_insert_with(|| Box::new(NameMap::with_capacity(room.max(1))))
+            .push_unindexed(hash, key, entry);
+    }
+
+    /// Places the traits pushed since the added part held `first_new`, after a write's last
+    /// push; `rank_of` gives a trait's rank in the schema, for a group not ranked yet.
+    pub(super) fn place_new(&mut self, first_new: usize, rank_of: impl Fn(&str) -> u32) {
+        if !self.ranked {
+            self.rank_by(rank_of);
+            return;
+        }
+        let added = self.added.as_mut().expect("traits were pushed");
+        added.place_appended(first_new, canonical_traits);
+        if added.len() >= self.traits.len() {
+            self.fold();
+        }
+    }
+
+    /// Ranks every trait by `rank_of` and sorts the group into canonical order, in one part.
+    pub(super) fn rank_by(&mut self, rank_of: impl Fn(&str) -> u32) {
+        if let Some(added) = self.added.take() {
+            self.traits.append_unindexed(*added);
+        }
+        for (name, entry) in &mut self.traits {
+            entry.rank = rank_of(name);
+        }
+        self.traits.sort_by(canonical_traits);
+        self.ranked = true;
+    }
+
+    /// Merges the added part into `traits`: two runs in canonical order, which the sort
+    /// merges in one pass.
+    fn fold(&mut self) {
+        let Some(added) = self.added.take() else {
+            return;
+        };
+        if self.traits.is_empty() {
+            self.traits = *added;
+            return;
+        }
+        let from = self.traits.len();
+        self.traits.append_unindexed(*added);
+        self.traits.place_appended(from, canonical_traits);
+    }
+}
+
+/// A group's entries in canonical order: its two parts merged.
+pub(super) struct Entries<'a> {
+    first: Peekable<names::Iter<'a, Entry>>,
+    added: Option<Peekable<names::Iter<'a, Entry>>>,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a Name, &'a Entry);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(added) = &mut self.added else {
+            return self.first.next();
+        };
+        let take_added = match (self.first.peek(), added.peek()) {
+            (Some(&(a, x)), Some(&(b, y))) => canonical_traits(b, y, a, x) == Ordering::Less,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if take_added {
+            added.next()
+        } else {
+            self.first.next()
+        }
+    }
+}
