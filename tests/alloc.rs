@@ -118,6 +118,38 @@ fn applying_the_large_patch_in_place_allocates_once_per_part() {
     assert_eq!(in_place_allocations(LARGE), 62);
 }
 
+/// Allocations of `StoredProfile::apply_owned` on the bench profile as a store loads it
+/// (read from its stored form, with no spare room).
+fn stamped_allocations(patch_json: &str) -> usize {
+    let schema = schema();
+    let mut stored = StoredProfile::from_profile(profile(), Stamp::new(1_000, 0).expect("stamp"));
+    stored.sort_by_schema(&schema);
+    let text = serde_json::to_string(&stored).expect("serializes");
+    let mut stored: StoredProfile = serde_json::from_str(&text).expect("stored form");
+    stored.sort_by_schema(&schema);
+    let patch = patch(patch_json);
+    let stamp = Stamp::new(2_000, 0).expect("stamp");
+    let (count, result) = allocations(|| stored.apply_owned(patch, &schema, stamp));
+    result.expect("bench patch is valid");
+    count
+}
+
+#[test]
+fn applying_the_small_patch_stamped_allocates_nothing() {
+    // Three newer writes to existing entries: values and stamps replaced in place.
+    assert_eq!(stamped_allocations(SMALL), 0);
+}
+
+#[test]
+fn applying_the_medium_patch_stamped_allocates_for_its_new_group_and_each_added_part() {
+    // The new group: its added part, boxed, presized for its 4 traits, which becomes the
+    // group (2; no table at 8 entries or fewer). The group map, read with no spare room,
+    // grows its entries and its table once (2). Each of the 4 existing groups gaining traits
+    // keeps them in an added part, boxed, with room for every trait the patch sets there
+    // (2 each, 8): placing them among the group's entries would shift and index it whole.
+    assert_eq!(stamped_allocations(MEDIUM), 12);
+}
+
 #[test]
 fn validating_a_valid_patch_allocates_nothing() {
     let schema = schema();
