@@ -26,7 +26,8 @@ pub struct TraitGroup {
     added: Option<Box<NameMap<TraitValue>>>,
 }
 
-/// Where a trait is in a [`TraitGroup`]: in its first part or among the traits added since.
+/// Where a trait is in a group kept in two parts (a [`TraitGroup`], or a stored profile's
+/// group): in its first part or among the traits added since.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Slot {
     First(usize),
