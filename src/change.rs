@@ -177,6 +177,7 @@ impl<'c> ChangeLog<'c> {
     }
 
     /// Notes one change; `kind` is only built when the change is recorded.
+    #[inline]
     pub(crate) fn note(&mut self, group: &Name, name: &Name, kind: impl FnOnce() -> ChangeKind) {
         self.count += 1;
         if let Some(changes) = self.changes.as_deref_mut() {

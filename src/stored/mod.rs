@@ -297,6 +297,7 @@ impl PartialEq for StoredProfile {
 /// greater bytewise. `Equal` means the same write: the same JSON text, not `==` values
 /// (`0.0 == -0.0`, but they are different writes, and taking them for the same one would
 /// keep whichever arrived first).
+#[inline]
 fn compare_writes(a: (Stamp, Option<&TraitValue>), b: (Stamp, Option<&TraitValue>)) -> Ordering {
     a.0.cmp(&b.0).then_with(|| match (a.1, b.1) {
         (None, None) => Ordering::Equal,
