@@ -79,6 +79,7 @@ impl AsRef<str> for Name {
 }
 
 impl PartialEq for Name {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
             // Zero-padded, so equal texts are equal arrays: a few word compares, no memcmp.
