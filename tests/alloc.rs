@@ -223,7 +223,7 @@ fn a_profile_takes_at_most_six_tenths_of_the_heap_of_the_same_json_value() {
 fn a_stored_profile_with_its_stamps_takes_at_most_eight_tenths_of_the_json_value() {
     // The same traits each with a stamp (16 bytes) and a rank (4), read from the stored form
     // as a store loads it, with no spare room: traits a write adds to a group go to an added
-    // part of it (0.72; 0.78 when each group was read with room for 2 more).
+    // part of it (0.73; 0.78 when each group was read with room for 2 more).
     let mut stored = StoredProfile::from_profile(profile(), Stamp::new(1_000, 7).expect("stamp"));
     stored.sort_by_schema(&schema());
     let text = serde_json::to_string(&stored).expect("serializes");

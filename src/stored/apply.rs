@@ -118,6 +118,7 @@ impl StoredProfile {
     ) {
         let group_key = target.name;
         let mut group_index = self.groups.find_name(target.hash, group_key);
+        let instance = schema.instance();
         // Where the traits this patch adds to the group begin in its added part, once it
         // adds one.
         let mut first_new = None;
@@ -125,8 +126,13 @@ impl StoredProfile {
         let count = writes.len();
         for (name, value) in writes {
             let (trait_rank, trait_key) = target.resolve(name);
-            let existing = group_index
-                .and_then(|index| Some((index, self.groups[index].find(name.hash, trait_key)?)));
+            let existing = group_index.and_then(|index| {
+                let group = &self.groups[index];
+                Some((
+                    index,
+                    group.find(instance, trait_rank, name.hash, trait_key)?,
+                ))
+            });
             let Some((index, slot)) = existing else {
                 if stamp <= self.horizon {
                     log.note_stale(group_key, trait_key, self.horizon);
@@ -178,7 +184,8 @@ impl StoredProfile {
         }
         if let (Some(first_new), Some(index)) = (first_new, group_index) {
             let definition = target.definition;
-            self.groups[index].place_new(first_new, |name| definition.rank_of_trait(name));
+            self.groups[index]
+                .place_new(first_new, instance, |name| definition.rank_of_trait(name));
         }
     }
 
@@ -195,7 +202,7 @@ impl StoredProfile {
             .groups
             .partition_point(|name, group| (group.rank, name) < (rank, key));
         self.groups
-            .shift_insert(at, key.clone(), StoredGroup::empty(rank));
+            .shift_insert(at, key.clone(), StoredGroup::empty(rank, schema.instance()));
         at
     }
 }

@@ -17,32 +17,48 @@ use crate::profile::Slot;
 /// traits, most of its memory traffic); placing it among the few added ones does not touch
 /// `traits`. The added part is folded into `traits` once it is as long, so that a group's
 /// reads and writes stay within a constant factor of one part's.
+///
+/// Once the group is ranked for a write's schema, the write finds a declared trait by its
+/// rank, not its name: `traits` holds the declared traits first, by rank, so the position of
+/// rank `r` is the number of declared ranks below `r` it holds (`declared`). That touches
+/// the one entry, where a lookup by hash touches the table and the entries it probes, and
+/// knows an absent trait absent without touching the group's entries at all.
 #[derive(Debug, Clone)]
 pub(super) struct StoredGroup {
     /// The group's place in the schema's declaration order ([`super::UNDECLARED`] when
     /// unknown).
     pub(super) rank: u32,
+    /// The schema ([`StoreSchema::instance`]) whose ranks the traits carry; `None` while they
+    /// are ranked by stored position. A write ranks the group for its schema first.
+    ///
+    /// [`StoreSchema::instance`]: crate::schema::StoreSchema
+    ranked_for: Option<u64>,
+    /// Bit `r` set when `traits` holds the declared trait of rank `r` (a group declares at
+    /// most 95); kept while the group is ranked for a schema.
+    declared: u128,
     traits: NameMap<Entry>,
     added: Option<Box<NameMap<Entry>>>,
-    /// Whether the traits' ranks come from a schema (else from their stored position), so
-    /// that a write ranks them once, not at every new trait.
-    ranked: bool,
 }
 
 impl StoredGroup {
-    /// A group of `traits`, in canonical order if `ranked`, else ranked by position.
-    pub(super) fn new(rank: u32, traits: NameMap<Entry>, ranked: bool) -> Self {
+    /// A group of `traits`, ranked by their position until a write ranks it for its schema.
+    pub(super) fn new(rank: u32, traits: NameMap<Entry>) -> Self {
         StoredGroup {
             rank,
+            ranked_for: None,
+            declared: 0,
             traits,
             added: None,
-            ranked,
         }
     }
 
-    /// An empty group, ranked, that a write is about to add traits to.
-    pub(super) fn empty(rank: u32) -> Self {
-        StoredGroup::new(rank, NameMap::default(), true)
+    /// An empty group, ranked for the schema `instance`, that a write is about to add
+    /// traits to.
+    pub(super) fn empty(rank: u32, instance: u64) -> Self {
+        StoredGroup {
+            ranked_for: Some(instance),
+            ..StoredGroup::new(rank, NameMap::default())
+        }
     }
 
     /// The number of entries.
@@ -54,10 +70,26 @@ impl StoredGroup {
         self.len() == 0
     }
 
-    /// Where trait `name`, whose hash is `hash`, is.
-    pub(super) fn find(&self, hash: u32, name: &Name) -> Option<Slot> {
-        if let Some(at) = self.traits.find_name(hash, name) {
-            return Some(Slot::First(at));
+    /// Where the declared trait of rank `rank` in the schema `instance` (`name`, whose hash
+    /// is `hash`) is: by its rank when the group is ranked for that schema, else by hash.
+    pub(super) fn find(&self, instance: u64, rank: u32, hash: u32, name: &Name) -> Option<Slot> {
+        if self.ranked_for != Some(instance) {
+            if let Some(at) = self.traits.find_name(hash, name) {
+                return Some(Slot::First(at));
+            }
+        } else {
+            let bit = 1_u128
+                .checked_shl(rank)
+                .expect("a group declares at most 95 traits");
+            if self.declared & bit != 0 {
+                let at = (self.declared & (bit - 1)).count_ones() as usize;
+                debug_assert!(
+                    self.traits
+                        .get_index(at)
+                        .is_some_and(|(key, _)| key == name)
+                );
+                return Some(Slot::First(at));
+            }
         }
         self.added.as_ref()?.find_name(hash, name).map(Slot::Added)
     }
@@ -90,6 +122,7 @@ impl StoredGroup {
         if let Some(added) = &mut self.added {
             added.retain(|_, entry| keep(entry));
         }
+        self.index_declared();
     }
 
     /// How many traits the added part holds: where the ones [`StoredGroup::push_unplaced`]
@@ -108,15 +141,19 @@ impl StoredGroup {
     }
 
     /// Places the traits pushed since the added part held `first_new`, after a write's last
-    /// push; `rank_of` gives a trait's rank in the schema, for a group not ranked yet.
+    /// push; the write's schema is `instance`, where `rank_of` gives a trait's rank.
     ///
     /// Once per group after all its writes, not a sorted insert per trait, which would shift
     /// the rest of the part and its hash indices every time (the large bench patch adds about
-    /// 300 traits). A group deserialized, made from a plain profile or joined is ranked by
-    /// position until this ranks it by the schema, and then sorted whole.
-    pub(super) fn place_new(&mut self, first_new: usize, rank_of: impl Fn(&str) -> u32) {
-        if !self.ranked {
-            self.rank_by(rank_of);
+    /// 300 traits). A group not ranked for the schema yet is ranked and sorted whole.
+    pub(super) fn place_new(
+        &mut self,
+        first_new: usize,
+        instance: u64,
+        rank_of: impl Fn(&str) -> u32,
+    ) {
+        if self.ranked_for != Some(instance) {
+            self.rank_for(instance, rank_of);
             return;
         }
         let added = self.added.as_mut().expect("traits were pushed");
@@ -126,8 +163,14 @@ impl StoredGroup {
         }
     }
 
-    /// Ranks every trait by `rank_of` and sorts the group into canonical order, in one part.
-    pub(super) fn rank_by(&mut self, rank_of: impl Fn(&str) -> u32) {
+    /// Ranks the group for the schema `instance`, unless it is: every trait ranked by
+    /// `rank_of`, and the group sorted into canonical order, in one part. A group
+    /// deserialized, made from a plain profile or joined is ranked by position until then;
+    /// writes that only replace entries leave it so (a stale write changes nothing at all).
+    pub(super) fn rank_for(&mut self, instance: u64, rank_of: impl Fn(&str) -> u32) {
+        if self.ranked_for == Some(instance) {
+            return;
+        }
         if let Some(added) = self.added.take() {
             self.traits.append_unindexed(*added);
         }
@@ -135,7 +178,8 @@ impl StoredGroup {
             entry.rank = rank_of(name);
         }
         self.traits.sort_by(canonical_traits);
-        self.ranked = true;
+        self.ranked_for = Some(instance);
+        self.index_declared();
     }
 
     /// Merges the added part into `traits`: two runs in canonical order, which the sort
@@ -146,11 +190,24 @@ impl StoredGroup {
         };
         if self.traits.is_empty() {
             self.traits = *added;
-            return;
+        } else {
+            let from = self.traits.len();
+            self.traits.append_unindexed(*added);
+            self.traits.place_appended(from, canonical_traits);
         }
-        let from = self.traits.len();
-        self.traits.append_unindexed(*added);
-        self.traits.place_appended(from, canonical_traits);
+        self.index_declared();
+    }
+
+    /// Sets `declared` from the ranks `traits` holds, once they come from a schema.
+    fn index_declared(&mut self) {
+        self.declared = match self.ranked_for {
+            Some(_) => self
+                .traits
+                .values()
+                .filter_map(|entry| 1_u128.checked_shl(entry.rank))
+                .fold(0, |declared, bit| declared | bit),
+            None => 0,
+        };
     }
 }
 

@@ -176,6 +176,6 @@ fn insert_if_not_empty(
     traits: NameMap<Entry>,
 ) {
     if !traits.is_empty() {
-        groups.insert(name.clone(), StoredGroup::new(rank, traits, false));
+        groups.insert(name.clone(), StoredGroup::new(rank, traits));
     }
 }

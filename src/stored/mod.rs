@@ -157,7 +157,7 @@ impl StoredProfile {
                 };
                 traits.push_new(name.hash(), name, entry);
             }
-            let group = StoredGroup::new(rank_of(group_rank), traits, false);
+            let group = StoredGroup::new(rank_of(group_rank), traits);
             stored.groups.insert(group_name, group);
         }
         stored.groups_ranked = false;
@@ -255,7 +255,7 @@ impl StoredProfile {
         for (name, group) in &mut self.groups {
             group.rank = schema.rank_of_group(name);
             let definition = schema.group(name);
-            group.rank_by(|trait_name| {
+            group.rank_for(schema.instance(), |trait_name| {
                 definition.map_or(UNDECLARED, |d| d.rank_of_trait(trait_name))
             });
         }

@@ -111,7 +111,7 @@ impl<'de> Deserialize<'de> for StoredProfile {
                 };
                 traits.insert(trait_name, entry);
             }
-            groups.insert(name, StoredGroup::new(rank_of(group_rank), traits, false));
+            groups.insert(name, StoredGroup::new(rank_of(group_rank), traits));
         }
         Ok(StoredProfile {
             id: wire.id,
