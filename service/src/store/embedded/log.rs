@@ -487,6 +487,62 @@ mod tests {
         );
     }
 
+    /// Each submission is answered once its records are written and synced: after every
+    /// answer, the log holds every record and the worker got every operation, both in order,
+    /// whatever batches the submissions fell into.
+    #[test]
+    fn answered_submissions_are_in_the_log_and_with_the_worker_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let recovered = open(dir.path(), &store()).unwrap();
+        let (compactor, _asked) = mpsc::sync_channel(1);
+        let log = LogFile {
+            dir: dir.path().to_owned(),
+            file: Ahead::new(recovered.file, 1 << 20).unwrap(),
+            compact_above: 1 << 20,
+            compactor,
+        };
+        let (writer, messages) = mpsc::channel();
+        let (worker, applied) = mpsc::channel();
+        std::thread::spawn(move || run_writer(messages, Some(log), store(), worker));
+        let body = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
+        let seqs: Vec<u64> = (1..=300).collect();
+        let answers: Vec<_> = seqs
+            .iter()
+            .map(|&seq| {
+                let (durable, answered) = tokio::sync::oneshot::channel();
+                let op = Op {
+                    seq,
+                    stamp: Stamp::new(0, seq).unwrap(),
+                    event_time: false,
+                    more: false,
+                    profile: ProfileId::from_bits(1),
+                    kind: OpKind::Patch {
+                        patch: Patch::from_slice(body).unwrap(),
+                        join: Vec::new(),
+                    },
+                };
+                let submission = Submission {
+                    ops: vec![(op, body.to_vec())],
+                    durable,
+                };
+                writer.send(ToWriter::Submit(submission)).unwrap();
+                answered
+            })
+            .collect();
+        for answered in answers {
+            answered.blocking_recv().unwrap();
+        }
+        let handed: Vec<u64> = applied.try_iter().flatten().map(|op| op.seq).collect();
+        assert_eq!(handed, seqs);
+        let logged: Vec<u64> = open(dir.path(), &store())
+            .unwrap()
+            .ops
+            .iter()
+            .map(|op| op.seq)
+            .collect();
+        assert_eq!(logged, seqs);
+    }
+
     /// The zeros written ahead read as the end of the log, and are not torn bytes; a torn
     /// record over them is.
     #[test]
