@@ -1,11 +1,12 @@
 //! The stored form of a [`StoredProfile`]: see its documentation.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
-use super::{Entry, StoredGroup, StoredProfile, rank_of};
+use super::{Entry, StoredGroup, StoredProfile, UNDECLARED, rank_of};
 use crate::id::ProfileId;
 use crate::names::{NameMap, deserialize_unique_map};
 use crate::stamp::Stamp;
@@ -74,7 +75,9 @@ struct StoredWire {
     traits: NameMap<GroupWire>,
 }
 
-struct GroupWire(NameMap<EntryWire>);
+/// A group's entries as read: the map the stored group keeps, not a copy of it, so that a
+/// profile is read into as few allocations as it holds, with no freed ones between them.
+struct GroupWire(NameMap<Entry>);
 
 impl<'de> Deserialize<'de> for GroupWire {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -84,10 +87,24 @@ impl<'de> Deserialize<'de> for GroupWire {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EntryWire {
+struct EntryWire<'a> {
     value: Option<TraitValue>,
-    time: String,
+    /// Borrowed from the input where it can be (a time has no escapes), not allocated.
+    #[serde(borrow)]
+    time: Cow<'a, str>,
     tiebreak: u64,
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    /// An entry ranked last, until its group is ranked.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = EntryWire::deserialize(d)?;
+        Ok(Entry {
+            rank: UNDECLARED,
+            stamp: Stamp::with_text(&wire.time, wire.tiebreak).map_err(de::Error::custom)?,
+            value: wire.value,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for StoredProfile {
@@ -96,20 +113,12 @@ impl<'de> Deserialize<'de> for StoredProfile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = StoredWire::deserialize(d)?;
         let mut groups = NameMap::with_capacity(wire.traits.len());
-        for (group_rank, (name, GroupWire(entries))) in wire.traits.into_iter().enumerate() {
-            if entries.is_empty() {
+        for (group_rank, (name, GroupWire(mut traits))) in wire.traits.into_iter().enumerate() {
+            if traits.is_empty() {
                 return Err(de::Error::custom(EmptyGroup(&name)));
             }
-            let mut traits = NameMap::with_capacity(entries.len());
-            for (rank, (trait_name, entry)) in entries.into_iter().enumerate() {
-                let stamp =
-                    Stamp::with_text(&entry.time, entry.tiebreak).map_err(de::Error::custom)?;
-                let entry = Entry {
-                    rank: rank_of(rank),
-                    stamp,
-                    value: entry.value,
-                };
-                traits.insert(trait_name, entry);
+            for (rank, entry) in traits.values_mut().enumerate() {
+                entry.rank = rank_of(rank);
             }
             groups.insert(name, StoredGroup::new(rank_of(group_rank), traits));
         }
