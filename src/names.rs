@@ -1,10 +1,11 @@
 //! Names of trait groups and traits, and the ordered maps keyed by them.
 
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::marker::PhantomData;
 use std::ops::{Deref, Index, IndexMut};
 use std::sync::{Arc, OnceLock};
 
@@ -507,9 +508,17 @@ impl<V> NameMap<V> {
         self.entries.partition_point(|b| before(&b.key, &b.value))
     }
 
-    /// Gives back spare capacity, for maps that are read far more than grown.
-    pub(crate) fn shrink_to_fit(&mut self) {
-        self.entries.shrink_to_fit();
+    /// Moves the entries out into a map of new allocations of their exact size, keeping
+    /// this map's allocations (empty) for the next read: see [`with_read_room`].
+    fn take_exact(&mut self) -> Self {
+        let mut entries = Vec::with_capacity(self.entries.len());
+        entries.append(&mut self.entries);
+        let mut map = NameMap {
+            entries,
+            table: Vec::new(),
+        };
+        map.rebuild_table();
+        map
     }
 
     pub(crate) fn iter(&self) -> Iter<'_, V> {
@@ -627,15 +636,63 @@ impl<V: fmt::Debug> fmt::Debug for NameMap<V> {
     }
 }
 
+/// The entries a read map has room for before it grows: a group declares at most 95 traits.
+const READ_ROOM: usize = 96;
+
+thread_local! {
+    /// Per value type, the map a JSON object is read into before it is moved out at its
+    /// exact size ([`NameMap::take_exact`]), kept from one read to the next.
+    static READ_ROOMS: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `read` on this thread's read room for maps of `V`: empty, with room for
+/// [`READ_ROOM`] entries.
+///
+/// A map grown entry by entry leaves each outgrown vector freed between the values read
+/// into it, and freed room beside a value costs when the value is freed (`free` merges the
+/// two, touching more memory). A map read here and then moved out at its exact size lies
+/// after its values with no freed room among them: the layout a profile loaded from its
+/// stored form keeps while it is written to.
+fn with_read_room<V: 'static, R>(read: impl FnOnce(&mut NameMap<V>) -> R) -> R {
+    let taken = READ_ROOMS.with(|rooms| {
+        let mut rooms = rooms.borrow_mut();
+        let at = rooms.iter().position(|(id, _)| *id == TypeId::of::<V>())?;
+        Some(rooms.swap_remove(at).1)
+    });
+    let mut room = taken
+        .and_then(|room| room.downcast::<NameMap<V>>().ok())
+        .unwrap_or_else(|| Box::new(NameMap::with_capacity(READ_ROOM)));
+    let out = read(&mut room);
+    // A read that failed part way leaves entries behind.
+    room.entries.clear();
+    room.table.fill(EMPTY);
+    READ_ROOMS.with(|rooms| rooms.borrow_mut().push((TypeId::of::<V>(), room)));
+    out
+}
+
 /// Deserializes a JSON object into a [`NameMap`], refusing a key that appears twice.
 pub(crate) fn deserialize_unique_map<'de, D, V>(d: D) -> Result<NameMap<V>, D::Error>
 where
     D: Deserializer<'de>,
-    V: Deserialize<'de>,
+    V: Deserialize<'de> + 'static,
 {
-    struct UniqueMapVisitor<V>(PhantomData<V>);
+    deserialize_unique_map_into(d, |value: V| value)
+}
 
-    impl<'de, V: Deserialize<'de>> Visitor<'de> for UniqueMapVisitor<V> {
+/// [`deserialize_unique_map`], each value read as a `T` and kept as `into` makes it: made
+/// as it is read, a value lies beside what it holds.
+pub(crate) fn deserialize_unique_map_into<'de, D, T, V>(
+    d: D,
+    into: fn(T) -> V,
+) -> Result<NameMap<V>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+    V: 'static,
+{
+    struct UniqueMapVisitor<T, V>(fn(T) -> V);
+
+    impl<'de, T: Deserialize<'de>, V: 'static> Visitor<'de> for UniqueMapVisitor<T, V> {
         type Value = NameMap<V>;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -643,22 +700,21 @@ where
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NameMap<V>, A::Error> {
-            let mut out = NameMap::with_capacity(map.size_hint().unwrap_or(0).min(256));
-            while let Some(key) = map.next_key_seed(KeySeed)? {
-                let hash = hash_name(&key);
-                if out.find(hash, &key).is_some() {
-                    return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+            with_read_room(|read: &mut NameMap<V>| {
+                while let Some(key) = map.next_key_seed(KeySeed)? {
+                    let hash = hash_name(&key);
+                    if read.find(hash, &key).is_some() {
+                        return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                    }
+                    let value = (self.0)(map.next_value()?);
+                    read.push_new(hash, Name::from(key.as_ref()), value);
                 }
-                let value = map.next_value()?;
-                out.push_new(hash, Name::from(key.as_ref()), value);
-            }
-            // Read far more than grown: no spare room kept.
-            out.shrink_to_fit();
-            Ok(out)
+                Ok(read.take_exact())
+            })
         }
     }
 
-    d.deserialize_map(UniqueMapVisitor(PhantomData))
+    d.deserialize_map(UniqueMapVisitor(into))
 }
 
 /// Reads an object key, borrowing it from the input when it has no escapes.

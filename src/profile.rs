@@ -7,7 +7,9 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
 use crate::id::ProfileId;
-use crate::names::{self, KeySeed, Name, NameMap, deserialize_unique_map};
+use crate::names::{
+    self, KeySeed, Name, NameMap, deserialize_unique_map, deserialize_unique_map_into,
+};
 use crate::value::TraitValue;
 
 /// One trait group of a profile: trait names to values, in insertion order.
@@ -411,13 +413,8 @@ impl<'de> Deserialize<'de> for Profile {
                         0 => profile.id = map.next_value()?,
                         1 => profile.created_at = map.next_value()?,
                         _ => {
-                            let groups: NameMap<TraitGroup> = map.next_value_seed(UniqueGroups)?;
-                            profile.groups = groups
-                                .into_iter()
-                                .filter(|(_, group)| !group.is_empty())
-                                .map(|(name, group)| (name, Arc::new(group)))
-                                .collect();
-                            profile.groups.shrink_to_fit();
+                            profile.groups = map.next_value_seed(UniqueGroups)?;
+                            profile.groups.retain(|_, group| !group.is_empty());
                         }
                     }
                 }
@@ -432,10 +429,11 @@ impl<'de> Deserialize<'de> for Profile {
 struct UniqueGroups;
 
 impl<'de> de::DeserializeSeed<'de> for UniqueGroups {
-    type Value = NameMap<TraitGroup>;
+    type Value = NameMap<Arc<TraitGroup>>;
 
+    /// Each group shared as it is read, so that it lies beside its traits.
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        deserialize_unique_map(d)
+        deserialize_unique_map_into(d, Arc::new)
     }
 }
 

@@ -8,7 +8,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
 use super::{Entry, StoredGroup, StoredProfile, UNDECLARED, rank_of};
 use crate::id::ProfileId;
-use crate::names::{NameMap, deserialize_unique_map};
+use crate::names::{NameMap, deserialize_unique_map, deserialize_unique_map_into};
 use crate::stamp::Stamp;
 use crate::value::TraitValue;
 
@@ -62,7 +62,7 @@ impl Serialize for Entry {
     }
 }
 
-/// The stored form as read, before ranks are given.
+/// The stored form as read.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct StoredWire {
@@ -71,17 +71,34 @@ struct StoredWire {
     #[serde(default)]
     created_at: Option<String>,
     horizon: Stamp,
-    #[serde(deserialize_with = "deserialize_unique_map")]
-    traits: NameMap<GroupWire>,
+    #[serde(deserialize_with = "deserialize_groups")]
+    traits: NameMap<StoredGroup>,
 }
 
-/// A group's entries as read: the map the stored group keeps, not a copy of it, so that a
-/// profile is read into as few allocations as it holds, with no freed ones between them.
+/// The groups, ranked by their stored position, each made a [`StoredGroup`] as it is read.
+fn deserialize_groups<'de, D: Deserializer<'de>>(d: D) -> Result<NameMap<StoredGroup>, D::Error> {
+    let mut groups =
+        deserialize_unique_map_into(d, |GroupWire(traits)| StoredGroup::new(UNDECLARED, traits))?;
+    if let Some((name, _)) = groups.iter().find(|(_, group)| group.is_empty()) {
+        return Err(de::Error::custom(EmptyGroup(name)));
+    }
+    for (rank, group) in groups.values_mut().enumerate() {
+        group.rank = rank_of(rank);
+    }
+    Ok(groups)
+}
+
+/// A group's entries as read, ranked by their stored position: the map the stored group
+/// keeps, not a copy of it.
 struct GroupWire(NameMap<Entry>);
 
 impl<'de> Deserialize<'de> for GroupWire {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        deserialize_unique_map(d).map(GroupWire)
+        let mut traits: NameMap<Entry> = deserialize_unique_map(d)?;
+        for (rank, entry) in traits.values_mut().enumerate() {
+            entry.rank = rank_of(rank);
+        }
+        Ok(GroupWire(traits))
     }
 }
 
@@ -96,7 +113,7 @@ struct EntryWire<'a> {
 }
 
 impl<'de> Deserialize<'de> for Entry {
-    /// An entry ranked last, until its group is ranked.
+    /// An entry ranked last, until its group is read whole.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = EntryWire::deserialize(d)?;
         Ok(Entry {
@@ -112,21 +129,11 @@ impl<'de> Deserialize<'de> for StoredProfile {
     /// malformed stamps and empty groups; keeps the order as stored.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = StoredWire::deserialize(d)?;
-        let mut groups = NameMap::with_capacity(wire.traits.len());
-        for (group_rank, (name, GroupWire(mut traits))) in wire.traits.into_iter().enumerate() {
-            if traits.is_empty() {
-                return Err(de::Error::custom(EmptyGroup(&name)));
-            }
-            for (rank, entry) in traits.values_mut().enumerate() {
-                entry.rank = rank_of(rank);
-            }
-            groups.insert(name, StoredGroup::new(rank_of(group_rank), traits));
-        }
         Ok(StoredProfile {
             id: wire.id,
             created_at: wire.created_at,
             horizon: wire.horizon,
-            groups,
+            groups: wire.traits,
             groups_ranked: false,
         })
     }
