@@ -845,4 +845,28 @@ mod tests {
             }
         }
     }
+
+    /// Reads one JSON object into a map of numbers, with the room of this thread.
+    fn read(json: &str) -> Result<NameMap<u32>, serde_json::Error> {
+        let mut d = serde_json::Deserializer::from_str(json);
+        deserialize_unique_map(&mut d)
+    }
+
+    #[test]
+    fn maps_read_one_after_another_in_one_room_keep_none_of_each_others_keys() {
+        // Larger than the room (so it grows), then smaller, then one that failed part way:
+        // each read must see only its own keys, found at their own positions.
+        let large: Vec<String> = (0..300).map(|i| format!("\"k{i}\": {i}")).collect();
+        let large = read(&format!("{{{}}}", large.join(","))).expect("reads");
+        assert_eq!((large.len(), large.get("k299")), (300, Some(&299)));
+        assert_eq!(large.capacity(), 300, "moved out at its exact size");
+        assert!(
+            read(r#"{"k1": 1, "k2": 2, "k1": 3}"#).is_err(),
+            "a repeated key"
+        );
+        let small = read(r#"{"k2": 2, "k1": 1}"#).expect("no key of the reads before");
+        assert_eq!(small.get_index_of("k1"), Some(1));
+        assert_eq!(small.get("k299"), None);
+        assert_eq!(small.capacity(), 2);
+    }
 }

@@ -211,6 +211,30 @@ fn the_immutable_merge_copies_only_the_touched_group() {
     );
 }
 
+#[test]
+fn the_rooms_a_thread_reads_profiles_in_take_at_most_40_kib_made_once() {
+    // One room per kind of map (a group's values, a profile's groups; a stored group's
+    // entries, a stored profile's groups), each with room for 96 entries and a table of 256
+    // slots, made by the thread's first read and kept: what a first read holds beyond a
+    // second one (34 KiB).
+    let text = stored_text();
+    let rooms = std::thread::spawn(move || {
+        let read = || {
+            let stored = serde_json::from_str::<StoredProfile>(&text).expect("stored form");
+            (profile(), stored)
+        };
+        let (first, _) = live_bytes(read);
+        let (second, _) = live_bytes(read);
+        first - second
+    })
+    .join()
+    .expect("reads");
+    assert!(
+        (1..=40 * 1024).contains(&rooms),
+        "the rooms take {rooms} bytes"
+    );
+}
+
 /// The heap of the bench profile as a `serde_json::Value`, the baselines' representation.
 fn value_heap() -> isize {
     let (value, json) =
