@@ -173,16 +173,14 @@ fn run(config: Config) -> Result<(), String> {
             serde_json::to_string(&started).expect("the start line serializes")
         );
         let draining = app.clone();
-        axum::serve(listener, http::router(app.clone()))
-            .with_graceful_shutdown(async move {
-                let signal = stop_signal().await;
-                // New requests get 503 from now on; those taken before finish.
-                draining.protect.lifecycle.begin_drain();
-                eprintln!("profile-service: {signal}: draining (new requests get 503)");
-                draining.protect.lifecycle.idle().await;
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        http::serve(listener, http::router(app.clone()), async move {
+            let signal = stop_signal().await;
+            // New requests get 503 from now on; those taken before finish.
+            draining.protect.lifecycle.begin_drain();
+            eprintln!("profile-service: {signal}: draining (new requests get 503)");
+            draining.protect.lifecycle.idle().await;
+        })
+        .await;
         // Every write answered 202 is durable already; let the worker apply them too.
         if !http::worker_drained(&app, Duration::from_secs(30)).await {
             eprintln!("profile-service: the worker did not catch up in 30 s; the log has it all");

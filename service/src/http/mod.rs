@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod protect;
 mod routes;
+mod serve;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub(crate) use self::credentials::Credentials;
 use self::error::{ApiError, ErrorCode};
 pub(crate) use self::protect::{Protect, worker_drained};
+pub(crate) use self::serve::serve;
 use crate::store::Storage;
 
 /// The state every handler sees.

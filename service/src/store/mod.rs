@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use profile_traits::{Patch, ProfileId, Stamp, StoredProfile};
 
 use crate::identity::{Key, Located};
@@ -66,7 +67,7 @@ pub(crate) enum Write {
     /// Create (or resolve to an existing profile) one profile per item: `POST .../Profiles`
     /// holds one, `PUT .../Profiles/Bulk` up to 1000. Each item: its validated traits and
     /// their wire form (logged verbatim).
-    Create(Vec<(Patch, Vec<u8>)>),
+    Create(Vec<(Patch, Bytes)>),
     /// Patch a profile (joining it with others that hold an identifier it sets).
     Patch {
         /// The profile named in the path.
@@ -74,7 +75,7 @@ pub(crate) enum Write {
         /// The validated patch.
         patch: Patch,
         /// The request body, logged verbatim.
-        body: Vec<u8>,
+        body: Bytes,
     },
     /// Delete a profile.
     Delete(ProfileId),

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use profile_traits::{ProfileId, Stamp, StoreId, StoreSchema, StoredProfile};
 use tokio_postgres::{GenericClient, NoTls};
@@ -142,7 +143,7 @@ struct PlainPatch {
     id: ProfileId,
     micros: i64,
     event_time: bool,
-    body: Vec<u8>,
+    body: Bytes,
     /// Whether it was accepted (its profile live), once committed.
     answer: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
 }
@@ -332,7 +333,7 @@ impl Postgres {
     async fn plain_patch(
         &self,
         id: ProfileId,
-        body: Vec<u8>,
+        body: Bytes,
         event_time: Option<Stamp>,
     ) -> Result<Vec<ProfileId>, StoreError> {
         let (micros, from_event) = self.instant(event_time);
@@ -370,9 +371,9 @@ impl Postgres {
             .await
             .map_err(unavailable)?;
         let mut loader = Loader::default();
-        let mut ops: Vec<(Op, Vec<u8>)> = Vec::new();
+        let mut ops: Vec<(Op, Bytes)> = Vec::new();
         let mut created: Vec<ProfileId> = Vec::new();
-        let mut push = |loader: &mut Loader, op: Op, body: Vec<u8>| {
+        let mut push = |loader: &mut Loader, op: Op, body: Bytes| {
             loader.touched.insert(op.profile.clone());
             loader.identity.record(schema, &op);
             ops.push((op, body));
@@ -446,7 +447,7 @@ impl Postgres {
                     profile: id,
                     kind: OpKind::Delete,
                 };
-                push(&mut loader, op, Vec::new());
+                push(&mut loader, op, Bytes::new());
             }
         }
         let answer = ops.iter().map(|(op, _)| op.profile.clone()).collect();
@@ -570,7 +571,7 @@ async fn write_accepted(
     tx: &impl GenericClient,
     schema: &StoreSchema,
     loader: &Loader,
-    ops: &[(Op, Vec<u8>)],
+    ops: &[(Op, Bytes)],
     created: &[ProfileId],
 ) -> Result<(), StoreError> {
     let mut seqs = Vec::new();
@@ -588,7 +589,7 @@ async fn write_accepted(
         micros.push(op.stamp.micros_since_epoch());
         event_times.push(op.event_time);
         profiles.push(op.profile.as_str().to_owned());
-        bodies.push(body.clone());
+        bodies.push(&body[..]);
         let (kind, created_at, joined) = match &op.kind {
             OpKind::Create { created_at, .. } => {
                 ("create", Some(created_at.clone()), String::new())
@@ -892,7 +893,7 @@ async fn commit_plain(pool: Pool, batch: Arc<Vec<PlainPatch>>) -> Result<Vec<boo
     let ids: Vec<&str> = batch.iter().map(|p| p.id.as_str()).collect();
     let micros: Vec<i64> = batch.iter().map(|p| p.micros).collect();
     let event_times: Vec<bool> = batch.iter().map(|p| p.event_time).collect();
-    let bodies: Vec<&[u8]> = batch.iter().map(|p| p.body.as_slice()).collect();
+    let bodies: Vec<&[u8]> = batch.iter().map(|p| &p.body[..]).collect();
     let order: Vec<i32> = (0..).take(batch.len()).collect();
     let rows = client
         .query(&statement, &[&ids, &micros, &event_times, &bodies, &order])

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use profile_traits::{Patch, ProfileId, Stamp, StoreId};
 use serde::{Deserialize, Serialize};
 
@@ -90,7 +91,7 @@ fn is_false(value: &bool) -> bool {
 /// wire form of its create or patch (logged verbatim), all written in one batch.
 pub(super) struct Submission {
     /// The operations, stamped and in sequence.
-    pub(super) ops: Vec<(Op, Vec<u8>)>,
+    pub(super) ops: Vec<(Op, Bytes)>,
     /// Told once the records are on disk.
     pub(super) durable: tokio::sync::oneshot::Sender<()>,
 }
@@ -522,7 +523,7 @@ mod tests {
                     },
                 };
                 let submission = Submission {
-                    ops: vec![(op, body.to_vec())],
+                    ops: vec![(op, Bytes::from_static(body))],
                     durable,
                 };
                 writer.send(ToWriter::Submit(submission)).unwrap();

@@ -20,6 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
+use axum::body::Bytes;
 use profile_traits::{ProfileId, Stamp, StoreId, StoreSchema, StoredProfile};
 use serde::Serialize;
 
@@ -246,12 +247,12 @@ impl Storage for Embedded {
                 Located::Moved(to) => Err(StoreError::Moved(to)),
                 Located::Missing => Err(StoreError::NotFound),
             };
-            let mut ops: Vec<(Op, Vec<u8>)> = Vec::new();
+            let mut ops: Vec<(Op, Bytes)> = Vec::new();
             let mut push = |accepting: &mut Accepting,
                             (seq, stamp, event_time): (u64, Stamp, bool),
                             profile: ProfileId,
                             kind: OpKind,
-                            body: Vec<u8>| {
+                            body: Bytes| {
                 let op = Op {
                     seq,
                     stamp,
@@ -298,7 +299,7 @@ impl Storage for Embedded {
                 }),
                 Write::Delete(id) => live(&accepting, &id).map(|()| {
                     let next = accepting.next(event_time);
-                    push(&mut accepting, next, id, OpKind::Delete, Vec::new());
+                    push(&mut accepting, next, id, OpKind::Delete, Bytes::new());
                 }),
             };
             let count = ops.len();
