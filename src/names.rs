@@ -508,8 +508,9 @@ impl<V> NameMap<V> {
         self.entries.partition_point(|b| before(&b.key, &b.value))
     }
 
-    /// Moves the entries out into a map of new allocations of their exact size, keeping
-    /// this map's allocations (empty) for the next read: see [`with_read_room`].
+    /// Moves the entries out into a map of new allocations of their exact size, leaving this
+    /// map's allocations to the next read (its table still to be cleared: see
+    /// [`with_read_room`]).
     fn take_exact(&mut self) -> Self {
         let mut entries = Vec::with_capacity(self.entries.len());
         entries.append(&mut self.entries);
@@ -651,8 +652,7 @@ thread_local! {
 /// A map grown entry by entry leaves each outgrown vector freed between the values read
 /// into it, and freed room beside a value costs when the value is freed (`free` merges the
 /// two, touching more memory). A map read here and then moved out at its exact size lies
-/// after its values with no freed room among them: the layout a profile loaded from its
-/// stored form keeps while it is written to.
+/// after its values, with no freed room among them, for as long as the profile is kept.
 fn with_read_room<V: 'static, R>(read: impl FnOnce(&mut NameMap<V>) -> R) -> R {
     let taken = READ_ROOMS.with(|rooms| {
         let mut rooms = rooms.borrow_mut();
