@@ -408,6 +408,23 @@ mod tests {
         "mem_store_00000000000000000000000000".parse().unwrap()
     }
 
+    /// The body the log tests write, and its operation number `seq` on profile 1.
+    const BODY: &[u8] = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
+
+    fn patch_op(seq: u64) -> Op {
+        Op {
+            seq,
+            stamp: Stamp::new(0, seq).unwrap(),
+            event_time: false,
+            more: false,
+            profile: ProfileId::from_bits(1),
+            kind: OpKind::Patch {
+                patch: Patch::from_slice(BODY).unwrap(),
+                join: Vec::new(),
+            },
+        }
+    }
+
     #[test]
     fn an_op_round_trips_through_its_record() {
         let profile = ProfileId::from_bits(7);
@@ -505,25 +522,13 @@ mod tests {
         let (writer, messages) = mpsc::channel();
         let (worker, applied) = mpsc::channel();
         std::thread::spawn(move || run_writer(messages, Some(log), store(), worker));
-        let body = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
         let seqs: Vec<u64> = (1..=300).collect();
         let answers: Vec<_> = seqs
             .iter()
             .map(|&seq| {
                 let (durable, answered) = tokio::sync::oneshot::channel();
-                let op = Op {
-                    seq,
-                    stamp: Stamp::new(0, seq).unwrap(),
-                    event_time: false,
-                    more: false,
-                    profile: ProfileId::from_bits(1),
-                    kind: OpKind::Patch {
-                        patch: Patch::from_slice(body).unwrap(),
-                        join: Vec::new(),
-                    },
-                };
                 let submission = Submission {
-                    ops: vec![(op, Bytes::from_static(body))],
+                    ops: vec![(patch_op(seq), Bytes::from_static(BODY))],
                     durable,
                 };
                 writer.send(ToWriter::Submit(submission)).unwrap();
@@ -549,20 +554,8 @@ mod tests {
     #[test]
     fn zeros_written_ahead_end_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let body = br#"{"traits":{"Contact":{"email":"a@b.c"}}}"#;
-        let op = Op {
-            seq: 1,
-            stamp: Stamp::new(0, 1).unwrap(),
-            event_time: false,
-            more: false,
-            profile: ProfileId::from_bits(1),
-            kind: OpKind::Patch {
-                patch: Patch::from_slice(body).unwrap(),
-                join: Vec::new(),
-            },
-        };
         let mut bytes = Vec::new();
-        encode(&mut bytes, &store(), &op, body);
+        encode(&mut bytes, &store(), &patch_op(1), BODY);
         let whole = bytes.len();
         bytes.resize(8192, 0);
         fs::write(dir.path().join(LOG_FILE), &bytes).unwrap();
