@@ -177,9 +177,18 @@ fn apply_group<'n, V: PatchValue>(
         return;
     }
     let group_key = target.name;
-    let (mut index, mut room) = match slot {
-        GroupSlot::Present { index, sets } => (Some(index), sets),
-        GroupSlot::Absent { sets } => (None, sets),
+    // The group is made unique (an atomic compare-and-swap) once, not once per change; a
+    // group the profile lacks is filled before it is shared, with room for every set.
+    let mut fresh = TraitGroup::default();
+    let (group, mut room) = match slot {
+        GroupSlot::Present { index, sets } => (
+            Arc::get_mut(&mut profile.groups[index]).expect("shared groups are handled above"),
+            sets,
+        ),
+        GroupSlot::Absent { sets } => {
+            fresh = TraitGroup::with_capacity(sets);
+            (&mut fresh, sets)
+        }
     };
     for (name, change) in changes {
         let (_, key) = target.resolve(name);
@@ -188,17 +197,10 @@ fn apply_group<'n, V: PatchValue>(
                 // This set and the ones after it: at most how many traits are still added.
                 let sets_left = room;
                 room = room.saturating_sub(1);
-                let group_index = *index.get_or_insert_with(|| {
-                    let group = TraitGroup::with_capacity(sets_left);
-                    profile
-                        .groups
-                        .push_new(target.hash, group_key.clone(), Arc::new(group))
-                });
-                let group = &mut profile.groups[group_index];
                 match group.find(name.hash, key) {
                     Some(slot) if group.value(slot) == value.get() => {}
                     Some(slot) => {
-                        let (key, stored) = Arc::make_mut(group).entry_mut(slot);
+                        let (key, stored) = group.entry_mut(slot);
                         let old = value.store(stored);
                         log.note(group_key, key, || ChangeKind::Updated {
                             old: old.into_owned(),
@@ -206,7 +208,6 @@ fn apply_group<'n, V: PatchValue>(
                         });
                     }
                     None => {
-                        let group = Arc::make_mut(group);
                         let stored =
                             group.push(name.hash, key.clone(), value.into_owned(), sets_left);
                         log.note(group_key, key, || ChangeKind::Added {
@@ -216,20 +217,25 @@ fn apply_group<'n, V: PatchValue>(
                 }
             }
             None => {
-                let Some(group_index) = index else { continue };
-                let group = &mut profile.groups[group_index];
                 let Some(slot) = group.find(name.hash, key) else {
                     continue;
                 };
-                let (key, old) = Arc::make_mut(group).remove(slot);
+                let (key, old) = group.remove(slot);
                 log.note(group_key, &key, || ChangeKind::Removed { old });
             }
         }
     }
-    if let Some(group_index) = index
-        && profile.groups[group_index].is_empty()
-    {
-        profile.groups.shift_remove_index(group_index);
+    let emptied = group.is_empty();
+    match slot {
+        GroupSlot::Present { index, .. } if emptied => {
+            profile.groups.shift_remove_index(index);
+        }
+        GroupSlot::Absent { .. } if !emptied => {
+            profile
+                .groups
+                .push_new(target.hash, group_key.clone(), Arc::new(fresh));
+        }
+        _ => {}
     }
 }
 
