@@ -174,18 +174,36 @@ fn validating_a_valid_patch_allocates_nothing() {
 }
 
 #[test]
-fn parsing_the_small_patch_allocates_its_buffers_and_string_values() {
-    // Name buffer, entry vector and group vector (3), and the two string values (2); keys
-    // are borrowed from the input, not copied.
+fn parsing_the_small_patch_allocates_its_buffers_once_then_only_its_string_values() {
+    // On a thread that has dropped no patch yet: name buffer, entry vector and group vector
+    // (3), and the two string values (2); keys are borrowed from the input, not copied.
     let (count, result) = allocations(|| Patch::from_slice(SMALL.as_bytes()));
-    result.expect("bench patch parses");
+    drop(result.expect("bench patch parses"));
     assert_eq!(count, 5);
-    // Parsing and checking in one pass allocates the same: the checks allocate nothing, and
-    // resolving names stores their ranks in the entries.
+    // The dropped patch left its buffers to the thread, so the next parse allocates only
+    // its string values. Parsing and checking in one pass allocates the same: the checks
+    // allocate nothing, and resolving names stores their ranks in the entries.
     let schema = schema();
     let (count, result) = allocations(|| schema.parse_patch(SMALL.as_bytes()));
-    result.expect("bench patch is valid");
-    assert_eq!(count, 5);
+    drop(result.expect("bench patch is valid"));
+    assert_eq!(count, 2);
+    let (count, result) = allocations(|| Patch::from_slice(SMALL.as_bytes()));
+    drop(result.expect("bench patch parses"));
+    assert_eq!(count, 2);
+}
+
+#[test]
+fn a_thread_keeps_the_buffers_of_one_dropped_patch_only_when_they_are_small() {
+    let parse_and_drop = |json: &str| drop(Patch::from_slice(json.as_bytes()).expect("parses"));
+    let (kept, ()) = live_bytes(|| parse_and_drop(LARGE));
+    assert_eq!(kept, 0, "the large patch's buffers (over 16 KiB) are freed");
+    let (kept, ()) = live_bytes(|| parse_and_drop(SMALL));
+    assert!(
+        kept > 0 && kept < 1024,
+        "the small patch's buffers are kept: {kept} bytes"
+    );
+    let (kept, ()) = live_bytes(|| parse_and_drop(SMALL));
+    assert_eq!(kept, 0, "the next parse reuses them: one set per thread");
 }
 
 #[test]

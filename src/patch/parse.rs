@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use super::spare::{self, Buffers};
 use super::{Entry, GroupEntry, Patch, TraitChange};
 use crate::error::{PatchError, Violation, ViolationKind, Violations};
 use crate::names::KeySeed;
@@ -59,15 +60,24 @@ impl<'de> SeenKeys<'de> {
 impl Patch {
     /// An empty patch with room for what a JSON document of `input_len` bytes can hold, so
     /// that parsing rarely grows a buffer: names take fewer bytes than the document, and
-    /// each trait takes at least a few bytes of it (`"a":1,`), typically more than 24.
+    /// each trait takes at least a few bytes of it (`"a":1,`), typically more than 24. The
+    /// buffers are the ones the thread kept from the last patch it dropped, if any
+    /// ([`spare`]).
     pub(crate) fn with_capacity_for_input(input_len: usize) -> Self {
         const MAX_PRESIZED_BYTES: usize = 64 * 1024;
         const BYTES_PER_ENTRY: usize = 24;
         let bytes = input_len.min(MAX_PRESIZED_BYTES);
+        let Buffers {
+            mut names,
+            groups,
+            mut entries,
+        } = spare::take();
+        names.reserve(bytes);
+        entries.reserve(bytes / BYTES_PER_ENTRY);
         Patch {
-            names: String::with_capacity(bytes),
-            groups: Vec::new(),
-            entries: Vec::with_capacity(bytes / BYTES_PER_ENTRY),
+            names,
+            groups,
+            entries,
             resolved_for: None,
         }
     }
