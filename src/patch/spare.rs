@@ -5,6 +5,9 @@
 //! went through glibc's arena rather than its per-thread cache, and each such allocation
 //! first consolidated every small block freed since: the values a merge had just replaced.
 //! A thread now keeps one set of buffers, at most [`KEPT_BYTES`] of each, cleared.
+//!
+//! It pays where one thread parses and drops its patches (parsing, then merging by value);
+//! a patch sent to another thread leaves its buffers to that thread.
 
 use std::cell::RefCell;
 use std::mem;
