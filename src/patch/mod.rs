@@ -1,9 +1,10 @@
 //! The patch: a typed set or remove per trait, and its wire form out (`Serialize`).
 //!
-//! Parsing is in `parse`, composition in `compose`, the buffers a thread keeps for its next
-//! parse in `spare`.
+//! Parsing is in `parse`, composition in `compose`, the names' text in `name_text`, the
+//! buffers a thread keeps for its next parse in `spare`.
 
 mod compose;
+mod name_text;
 mod parse;
 mod spare;
 
@@ -11,6 +12,9 @@ use std::fmt;
 use std::ops::Range;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use smallvec::SmallVec;
+
+use self::name_text::NameText;
 
 use crate::names::{Hashed, NO_RANK, hash_name};
 use crate::schema::StoreSchema;
@@ -168,15 +172,17 @@ pub(crate) struct GroupView<'p> {
 /// # Representation
 ///
 /// All names live back to back in one string and the changes in one vector, group after
-/// group: parsing a patch allocates for its values and a few buffers, not for each name
-/// (benches: `ours_parse`, `ours_from_bytes`). A thread keeps the buffers of the last patch
-/// it dropped, up to 16 KiB each, for the next patch it parses.
+/// group: parsing a patch allocates for its values and its changes, not for each name
+/// (benches: `ours_parse`, `ours_from_bytes`). The names of a short patch (up to 64 bytes)
+/// and the first group are kept inside the patch. A thread keeps the buffers of the last
+/// patch it dropped, up to 16 KiB each, for the next patch it parses.
 #[derive(Clone, Default)]
 pub struct Patch {
     /// Every group and trait name, back to back.
-    names: String,
-    /// The groups in document order; their entry ranges tile `entries` in order.
-    groups: Vec<GroupEntry>,
+    names: NameText,
+    /// The groups in document order; their entry ranges tile `entries` in order. Most
+    /// patches name one group, kept inside the patch.
+    groups: SmallVec<[GroupEntry; 1]>,
     /// The trait changes, group after group.
     entries: Vec<Entry>,
     /// The [`StoreSchema::instance`] this patch was checked against, its names' ranks

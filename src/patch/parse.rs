@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use smallvec::SmallVec;
+
+use super::name_text::NameText;
 use super::spare::{self, Buffers};
 use super::{Entry, GroupEntry, Patch, TraitChange};
 use crate::error::{PatchError, Violation, ViolationKind, Violations};
@@ -68,15 +71,19 @@ impl Patch {
         const BYTES_PER_ENTRY: usize = 24;
         let bytes = input_len.min(MAX_PRESIZED_BYTES);
         let Buffers {
-            mut names,
+            names,
             groups,
             mut entries,
         } = spare::take();
-        names.reserve(bytes);
+        let names = if names.capacity() > 0 {
+            NameText::Heap(names)
+        } else {
+            NameText::default()
+        };
         entries.reserve(bytes / BYTES_PER_ENTRY);
         Patch {
             names,
-            groups,
+            groups: SmallVec::from_vec(groups),
             entries,
             resolved_for: None,
         }

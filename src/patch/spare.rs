@@ -18,7 +18,7 @@ use super::{Entry, GroupEntry, Patch};
 /// so a thread keeps at most about 3 times this.
 const KEPT_BYTES: usize = 16 * 1024;
 
-/// Emptied buffers of a patch.
+/// Emptied buffers of a patch: the ones it had on the heap.
 #[derive(Default)]
 pub(super) struct Buffers {
     pub(super) names: String,
@@ -41,23 +41,33 @@ pub(super) fn take() -> Buffers {
 
 impl Drop for Patch {
     /// Keeps the patch's buffers for the thread's next parse when none are kept yet and
-    /// they are small enough; frees them otherwise.
+    /// they are small enough; frees them otherwise. Names and a group kept inside the
+    /// patch need nothing kept.
     fn drop(&mut self) {
-        let kept = |bytes: usize| bytes > 0 && bytes <= KEPT_BYTES;
-        if !kept(self.names.capacity())
-            || !kept(self.entries.capacity() * mem::size_of::<Entry>())
-            || self.groups.capacity() * mem::size_of::<GroupEntry>() > KEPT_BYTES
-        {
+        let small = |bytes: usize| bytes <= KEPT_BYTES;
+        let entries_bytes = self.entries.capacity() * mem::size_of::<Entry>();
+        if entries_bytes == 0 || !small(entries_bytes) {
             return;
         }
-        let mut buffers = Buffers {
-            names: mem::take(&mut self.names),
-            groups: mem::take(&mut self.groups),
-            entries: mem::take(&mut self.entries),
+        // Taken by reference: a patch's inline names and group are not moved to be dropped.
+        let names = match self.names.heap_buffer() {
+            Some(heap) if small(heap.capacity()) => mem::take(heap),
+            _ => String::new(),
         };
-        buffers.names.clear();
-        buffers.groups.clear();
-        buffers.entries.clear();
+        let groups = if self.groups.spilled() {
+            let mut heap = mem::take(&mut self.groups).into_vec();
+            heap.clear();
+            Some(heap).filter(|heap| small(heap.capacity() * mem::size_of::<GroupEntry>()))
+        } else {
+            None
+        };
+        let mut entries = mem::take(&mut self.entries);
+        entries.clear();
+        let buffers = Buffers {
+            names,
+            groups: groups.unwrap_or_default(),
+            entries,
+        };
         // Buffers not kept (some already are, or the thread is ending) are freed here.
         let _ = SPARE.try_with(|spare| {
             let mut spare = spare.borrow_mut();
