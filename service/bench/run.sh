@@ -8,6 +8,8 @@
 # 64 connections for a bounded duration; PATCH after a warm-up (WARMUP, default 5s). Prints
 # each result and PATCH/GET ratios.
 # Usage: service/bench/run.sh [duration, default 10s] [connections, default 64]
+# With PROFILE_SERVICE_BIN set, that binary is measured (to compare builds); otherwise the
+# release build of this tree (built first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${1:-10s}
@@ -17,9 +19,12 @@ warmup=${WARMUP:-5s}
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release -p profile-service
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+if [ -z "${PROFILE_SERVICE_BIN:-}" ]; then
+  cargo build --release -p profile-service
+  target_dir=$(cargo metadata --format-version 1 --no-deps |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+  PROFILE_SERVICE_BIN=$target_dir/release/profile-service
+fi
 work=$(mktemp -d)
 export TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench-token
 export AUTHORIZATION="Basic $(printf '%s:%s' "$TWILIO_ACCOUNT_SID" "$TWILIO_AUTH_TOKEN" | base64)"
@@ -37,7 +42,7 @@ trap cleanup EXIT
 # Starts the service with "$@", waits until it listens; sets base.
 start() {
   : >"$work/out"
-  "$target_dir/release/profile-service" --port 0 "$@" >"$work/out" 2>"$work/err" &
+  "$PROFILE_SERVICE_BIN" --port 0 "$@" >"$work/out" 2>"$work/err" &
   pid=$!
   for _ in $(seq 100); do grep -q listening "$work/out" && break; sleep 0.1; done
   base=$(sed -n 's/.*listening on //p' "$work/out")
