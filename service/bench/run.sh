@@ -6,7 +6,8 @@
 #      Debian packages when missing): the same GET, then PATCH.
 # Each server gets 64 profiles; wrk (a second process; apt-get install -y wrk) runs with
 # 64 connections for a bounded duration; PATCH after a warm-up (WARMUP, default 5s). Prints
-# each result and PATCH/GET ratios.
+# each result, PATCH/GET ratios, and the service's CPU time per request (all its threads, from
+# /proc; PostgreSQL's own is not counted).
 # Usage: service/bench/run.sh [duration, default 10s] [connections, default 64]
 # With PROFILE_SERVICE_BIN set, that binary is measured (to compare builds); otherwise the
 # release build of this tree (built first).
@@ -74,10 +75,19 @@ warm_up() {
   wrk -t2 -c"$connections" -d"$warmup" -s service/bench/patch.lua "$base" >/dev/null
 }
 
-# Runs wrk with script $1 against $base; prints its output and keeps the summary line in $2.
+# The service's CPU time so far (user and system, all threads), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+
+# Runs wrk with script $1 against $base; prints its output and keeps the summary line in $2,
+# and the service's CPU time per request (µs) in $2.cpu.
 run_wrk() {
+  local before
+  before=$(cpu_ticks)
   wrk -t2 -c"$connections" -d"$duration" --latency -s "service/bench/$1" "$base" | tee "$work/wrk"
   grep '^requests/s:' "$work/wrk" >"$work/$2"
+  awk -v ticks="$(($(cpu_ticks) - before))" -v hz="$(getconf CLK_TCK)" \
+    -v n="$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk")" \
+    'BEGIN {printf "%.1f", ticks / hz * 1e6 / n}' >"$work/$2.cpu"
 }
 
 rate() { awk '{print $2}' "$work/$1"; }
@@ -105,11 +115,12 @@ stop
 
 echo
 echo "== summary ($connections connections, $duration each, $(nproc) cores)"
-printf '%-28s %10s %10s %8s\n' "" "requests/s" "p99 ms" "ratio"
+printf '%-28s %10s %10s %8s %12s\n' "" "requests/s" "p99 ms" "ratio" "svc µs/req"
 for pair in "embedded-get:GET TraitGroups (embedded)" "embedded-patch:PATCH, embedded store" \
   "pg-get:GET TraitGroups (PostgreSQL)" "pg-patch:PATCH, PostgreSQL"; do
   key=${pair%%:*}
   limit=${key%-*}-get
   ratio=$(awk -v a="$(rate "$key")" -v b="$(rate "$limit")" 'BEGIN {printf "%.2f", a / b}')
-  printf '%-28s %10s %10s %8s\n' "${pair#*:}" "$(rate "$key")" "$(p99 "$key")" "${ratio}x"
+  printf '%-28s %10s %10s %8s %12s\n' "${pair#*:}" "$(rate "$key")" "$(p99 "$key")" "${ratio}x" \
+    "$(cat "$work/$key.cpu")"
 done
