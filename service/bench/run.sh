@@ -6,8 +6,11 @@
 #      Debian packages when missing): the same GET, then PATCH.
 # Each server gets 64 profiles; wrk (a second process; apt-get install -y wrk) runs with
 # 64 connections for a bounded duration; PATCH after a warm-up (WARMUP, default 5s). Prints
-# each result and PATCH/GET ratios.
+# each result, PATCH/GET ratios, and the service's CPU time per request (all its threads, from
+# /proc; PostgreSQL's own is not counted).
 # Usage: service/bench/run.sh [duration, default 10s] [connections, default 64]
+# With PROFILE_SERVICE_BIN set, that binary is measured (to compare builds); otherwise the
+# release build of this tree (built first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${1:-10s}
@@ -17,9 +20,12 @@ warmup=${WARMUP:-5s}
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release -p profile-service
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+if [ -z "${PROFILE_SERVICE_BIN:-}" ]; then
+  cargo build --release -p profile-service
+  target_dir=$(cargo metadata --format-version 1 --no-deps |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+  PROFILE_SERVICE_BIN=$target_dir/release/profile-service
+fi
 work=$(mktemp -d)
 export TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench-token
 export AUTHORIZATION="Basic $(printf '%s:%s' "$TWILIO_ACCOUNT_SID" "$TWILIO_AUTH_TOKEN" | base64)"
@@ -37,7 +43,7 @@ trap cleanup EXIT
 # Starts the service with "$@", waits until it listens; sets base.
 start() {
   : >"$work/out"
-  "$target_dir/release/profile-service" --port 0 "$@" >"$work/out" 2>"$work/err" &
+  "$PROFILE_SERVICE_BIN" --port 0 "$@" >"$work/out" 2>"$work/err" &
   pid=$!
   for _ in $(seq 100); do grep -q listening "$work/out" && break; sleep 0.1; done
   base=$(sed -n 's/.*listening on //p' "$work/out")
@@ -69,10 +75,19 @@ warm_up() {
   wrk -t2 -c"$connections" -d"$warmup" -s service/bench/patch.lua "$base" >/dev/null
 }
 
-# Runs wrk with script $1 against $base; prints its output and keeps the summary line in $2.
+# The service's CPU time so far (user and system, all threads), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+
+# Runs wrk with script $1 against $base; prints its output and keeps the summary line in $2,
+# and the service's CPU time per request (µs) in $2.cpu.
 run_wrk() {
+  local before
+  before=$(cpu_ticks)
   wrk -t2 -c"$connections" -d"$duration" --latency -s "service/bench/$1" "$base" | tee "$work/wrk"
   grep '^requests/s:' "$work/wrk" >"$work/$2"
+  awk -v ticks="$(($(cpu_ticks) - before))" -v hz="$(getconf CLK_TCK)" \
+    -v n="$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk")" \
+    'BEGIN {printf "%.1f", ticks / hz * 1e6 / n}' >"$work/$2.cpu"
 }
 
 rate() { awk '{print $2}' "$work/$1"; }
@@ -100,11 +115,12 @@ stop
 
 echo
 echo "== summary ($connections connections, $duration each, $(nproc) cores)"
-printf '%-28s %10s %10s %8s\n' "" "requests/s" "p99 ms" "ratio"
+printf '%-28s %10s %10s %8s %12s\n' "" "requests/s" "p99 ms" "ratio" "svc µs/req"
 for pair in "embedded-get:GET TraitGroups (embedded)" "embedded-patch:PATCH, embedded store" \
   "pg-get:GET TraitGroups (PostgreSQL)" "pg-patch:PATCH, PostgreSQL"; do
   key=${pair%%:*}
   limit=${key%-*}-get
   ratio=$(awk -v a="$(rate "$key")" -v b="$(rate "$limit")" 'BEGIN {printf "%.2f", a / b}')
-  printf '%-28s %10s %10s %8s\n' "${pair#*:}" "$(rate "$key")" "$(p99 "$key")" "${ratio}x"
+  printf '%-28s %10s %10s %8s %12s\n' "${pair#*:}" "$(rate "$key")" "$(p99 "$key")" "${ratio}x" \
+    "$(cat "$work/$key.cpu")"
 done

@@ -14,6 +14,7 @@ mod worker;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use profile_traits::{StoreId, StoreSchema};
@@ -78,6 +79,8 @@ fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("--store-id: {e}"))?;
 
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    // The open HTTP connections, counted by the accept loop, for the embedded log writer.
+    let connections = Arc::new(AtomicUsize::new(0));
     // Recovery (or the connection to PostgreSQL), before serving anything.
     let (storage, started): (Arc<dyn Storage>, Started) = match &config.postgres {
         Some(url) => {
@@ -104,12 +107,16 @@ fn run(config: Config) -> Result<(), String> {
                 dir: dir.clone(),
                 compact_log_bytes: config.compact_log_bytes,
             });
-            let (storage, recovery) =
-                Embedded::start(durability.as_ref(), store_id.clone(), Arc::clone(&schema))
-                    .map_err(|e| match &config.data_dir {
-                        Some(dir) => format!("cannot recover from {}: {e}", dir.display()),
-                        None => e.to_string(),
-                    })?;
+            let (storage, recovery) = Embedded::start(
+                durability.as_ref(),
+                store_id.clone(),
+                Arc::clone(&schema),
+                Arc::clone(&connections),
+            )
+            .map_err(|e| match &config.data_dir {
+                Some(dir) => format!("cannot recover from {}: {e}", dir.display()),
+                None => e.to_string(),
+            })?;
             match (&config.data_dir, &recovery) {
                 (Some(dir), Some(r)) => eprintln!(
                     "profile-service: durable log in {}: snapshot at seq {}, {} operations replayed, {} profiles, {} torn bytes cut",
@@ -173,13 +180,18 @@ fn run(config: Config) -> Result<(), String> {
             serde_json::to_string(&started).expect("the start line serializes")
         );
         let draining = app.clone();
-        http::serve(listener, http::router(app.clone()), async move {
-            let signal = stop_signal().await;
-            // New requests get 503 from now on; those taken before finish.
-            draining.protect.lifecycle.begin_drain();
-            eprintln!("profile-service: {signal}: draining (new requests get 503)");
-            draining.protect.lifecycle.idle().await;
-        })
+        http::serve(
+            listener,
+            http::router(app.clone()),
+            connections,
+            async move {
+                let signal = stop_signal().await;
+                // New requests get 503 from now on; those taken before finish.
+                draining.protect.lifecycle.begin_drain();
+                eprintln!("profile-service: {signal}: draining (new requests get 503)");
+                draining.protect.lifecycle.idle().await;
+            },
+        )
         .await;
         // Every write answered 202 is durable already; let the worker apply them too.
         if !http::worker_drained(&app, Duration::from_secs(30)).await {

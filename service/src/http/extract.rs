@@ -9,22 +9,23 @@ use http_body_util::BodyExt;
 use profile_traits::{IdError, ProfileId, StoreId};
 
 use super::App;
-use super::credentials::KeyIndex;
+use super::credentials::{Credentials, KeyIndex};
 use super::error::{ApiError, ErrorCode};
 
 /// Proof that a request carries valid credentials, and which key; without them, 401 (code
 /// 20003).
 pub(crate) struct Authenticated(pub(crate) KeyIndex);
 
-impl FromRequestParts<App> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        parts
-            .headers
+impl Authenticated {
+    /// The key of the request whose headers are `headers`, if `credentials` admit it.
+    pub(crate) fn from_headers(
+        headers: &HeaderMap,
+        credentials: &Credentials,
+    ) -> Result<Self, ApiError> {
+        headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| app.credentials.admit(value))
+            .and_then(|value| credentials.admit(value))
             .map(Authenticated)
             .ok_or_else(ApiError::unauthenticated)
     }

@@ -12,7 +12,6 @@ mod serve;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware;
 use axum::routing::{get, post, put};
 use profile_traits::{StoreId, StoreSchema};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -78,14 +77,8 @@ pub(crate) fn router(app: App) -> Router {
         .merge(faults)
         .method_not_allowed_fallback(protect::method_not_allowed)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such resource") })
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            protect::key_layer,
-        ))
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            protect::drain_layer,
-        ))
+        .layer(protect::KeyLayer::new(&app))
+        .layer(protect::DrainLayer::new(&app))
         .layer(CatchPanicLayer::custom(protect::panic_response))
         .with_state(app)
 }

@@ -5,20 +5,26 @@
 //! faults that let the tests provoke them (`--test-faults`).
 
 use std::any::Any;
-use std::sync::Mutex;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use pin_project_lite::pin_project;
 use profile_traits::StoreId;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use super::App;
-use super::credentials::KeyIndex;
+use super::credentials::{Credentials, KeyIndex};
 use super::error::{ApiError, ErrorCode};
 use super::extract::Authenticated;
 use crate::store::StoreError;
@@ -172,12 +178,13 @@ pub(crate) struct Lifecycle {
 }
 
 /// One request being answered.
-struct InFlight<'a>(&'a Lifecycle);
+pub(super) struct InFlight(Arc<Protect>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
+        let lifecycle = &self.0.lifecycle;
+        if lifecycle.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            lifecycle.idle.notify_waiters();
         }
     }
 }
@@ -222,26 +229,73 @@ pub(crate) async fn worker_drained(app: &App, limit: Duration) -> bool {
 
 /// The outermost layer but the panic catcher: counts requests being answered, and answers
 /// 503 (20503, `Retry-After`, `Connection: close`) to every request once draining.
-pub(super) async fn drain_layer(State(app): State<App>, request: Request, next: Next) -> Response {
-    let lifecycle = &app.protect.lifecycle;
-    // Counted before the check, so the drain waits for every request that passed it.
-    lifecycle.in_flight.fetch_add(1, Ordering::SeqCst);
-    let in_flight = InFlight(lifecycle);
-    if lifecycle.draining.load(Ordering::SeqCst) {
-        drop(in_flight);
-        let mut response = ApiError::unavailable(
-            "the service is shutting down; retry once it is back",
-            RETRY_SHUTDOWN_SECS,
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+#[derive(Clone)]
+pub(super) struct DrainLayer {
+    protect: Arc<Protect>,
+}
+
+impl DrainLayer {
+    pub(super) fn new(app: &App) -> Self {
+        DrainLayer {
+            protect: Arc::clone(&app.protect),
+        }
     }
-    let response = next.run(request).await;
-    drop(in_flight);
-    response
+}
+
+impl<S> Layer<S> for DrainLayer {
+    type Service = Drain<S>;
+
+    fn layer(&self, inner: S) -> Drain<S> {
+        Drain {
+            inner,
+            protect: Arc::clone(&self.protect),
+        }
+    }
+}
+
+/// The service of [`DrainLayer`].
+#[derive(Clone)]
+pub(super) struct Drain<S> {
+    inner: S,
+    protect: Arc<Protect>,
+}
+
+impl<S> Service<Request> for Drain<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Answer<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let lifecycle = &self.protect.lifecycle;
+        // Counted before the check, so the drain waits for every request that passed it.
+        lifecycle.in_flight.fetch_add(1, Ordering::SeqCst);
+        let in_flight = InFlight(Arc::clone(&self.protect));
+        if lifecycle.draining.load(Ordering::SeqCst) {
+            drop(in_flight);
+            let mut response = ApiError::unavailable(
+                "the service is shutting down; retry once it is back",
+                RETRY_SHUTDOWN_SECS,
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Answer::Now {
+                response: Some(response),
+            };
+        }
+        Answer::Inner {
+            future: self.inner.call(request),
+            in_flight: Some(in_flight),
+        }
+    }
 }
 
 // ---- 401, 429, 403: per key ----
@@ -249,36 +303,141 @@ pub(super) async fn drain_layer(State(app): State<App>, request: Request, next: 
 /// Every request: valid credentials (401, 20003), within the key's rate (429, 20429,
 /// `Retry-After`), and a store in the path the key may use (403, code 403). A store id that is
 /// not a TTID is left to the handler (400, 520049).
-pub(super) async fn key_layer(
-    State(app): State<App>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let (mut parts, body) = request.into_parts();
-    let Authenticated(key) = Authenticated::from_request_parts(&mut parts, &app).await?;
-    if let Some(rate) = &app.protect.rate {
-        rate.take(key, Instant::now()).map_err(|seconds| {
-            ApiError::new(
-                ErrorCode::TooManyRequests,
-                "Too many requests. Please retry according to the Retry-After response header.",
-            )
-            .retry_after(seconds)
-        })?;
+#[derive(Clone)]
+pub(super) struct KeyLayer {
+    credentials: Arc<Credentials>,
+    protect: Arc<Protect>,
+}
+
+impl KeyLayer {
+    pub(super) fn new(app: &App) -> Self {
+        KeyLayer {
+            credentials: Arc::clone(&app.credentials),
+            protect: Arc::clone(&app.protect),
+        }
     }
-    if let Ok(params) = RawPathParams::from_request_parts(&mut parts, &app).await
-        && let Some((_, store)) = params.iter().find(|(name, _)| *name == "store_id")
-        && let Ok(store) = store.parse::<StoreId>()
-        && !app.credentials.may_use(key, &store)
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "Permission to access resource denied: key `{}` may not use store `{store}`",
-                app.credentials.sid(key)
-            ),
-        ));
+}
+
+impl<S> Layer<S> for KeyLayer {
+    type Service = Key<S>;
+
+    fn layer(&self, inner: S) -> Key<S> {
+        Key {
+            inner,
+            checks: self.clone(),
+        }
     }
-    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// The service of [`KeyLayer`].
+#[derive(Clone)]
+pub(super) struct Key<S> {
+    inner: S,
+    checks: KeyLayer,
+}
+
+impl KeyLayer {
+    /// The checks, in order.
+    fn check(&self, parts: &mut Parts) -> Result<(), ApiError> {
+        let Authenticated(key) = Authenticated::from_headers(&parts.headers, &self.credentials)?;
+        if let Some(rate) = &self.protect.rate {
+            rate.take(key, Instant::now()).map_err(|seconds| {
+                ApiError::new(
+                    ErrorCode::TooManyRequests,
+                    "Too many requests. Please retry according to the Retry-After response header.",
+                )
+                .retry_after(seconds)
+            })?;
+        }
+        if let Some(params) = path_params(parts)
+            && let Some((_, store)) = params.iter().find(|(name, _)| *name == "store_id")
+            && let Ok(store) = store.parse::<StoreId>()
+            && !self.credentials.may_use(key, &store)
+        {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "Permission to access resource denied: key `{}` may not use store `{store}`",
+                    self.credentials.sid(key)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The parameters of the route's path, if it has any: axum's `RawPathParams` extraction only
+/// reads the request's extensions and never waits, so one poll gets it.
+fn path_params(parts: &mut Parts) -> Option<RawPathParams> {
+    let extraction = pin!(RawPathParams::from_request_parts(parts, &()));
+    match extraction.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(params) => params.ok(),
+        Poll::Pending => unreachable!("extracting the path parameters never waits"),
+    }
+}
+
+impl<S> Service<Request> for Key<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Answer<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        match self.checks.check(&mut parts) {
+            Ok(()) => Answer::Inner {
+                future: self.inner.call(Request::from_parts(parts, body)),
+                in_flight: None,
+            },
+            Err(error) => Answer::Now {
+                response: Some(error.into_response()),
+            },
+        }
+    }
+}
+
+// ---- what the drain and key layers answer ----
+
+pin_project! {
+    /// The future of the drain and key services: small and unboxed (axum's `from_fn`
+    /// middleware boxes a future of over 1 KiB for every request). Either an answer at once
+    /// (a refusal), or the inner service's, with the drain's count of the request held until
+    /// it is there.
+    #[project = AnswerProjection]
+    pub(super) enum Answer<F> {
+        Now { response: Option<Response> },
+        Inner {
+            #[pin]
+            future: F,
+            in_flight: Option<InFlight>,
+        },
+    }
+}
+
+impl<F, E> Future for Answer<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AnswerProjection::Now { response } => {
+                Poll::Ready(Ok(response.take().expect("not polled after its answer")))
+            }
+            AnswerProjection::Inner { future, in_flight } => {
+                let answer = ready!(future.poll(cx));
+                drop(in_flight.take());
+                Poll::Ready(answer)
+            }
+        }
+    }
 }
 
 // ---- 500 and 405 ----

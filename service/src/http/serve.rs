@@ -11,9 +11,14 @@
 //! half-closes allowed, a client that hangs up is noticed when its answer is written instead:
 //! a handler runs to its end either way once its write is with the storage (an accepted write
 //! is applied whether or not its client is still there).
+//!
+//! It also counts the open connections, for the embedded store's log writer, which stops
+//! waiting for more writes to batch once every connection has one queued.
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,10 +30,11 @@ use tokio::sync::watch;
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting, lets every
 /// connection finish its request in progress (idle ones are closed) and returns once all are
-/// closed.
+/// closed. `connections` counts the open connections.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
+    connections: Arc<AtomicUsize>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     // Closed (its receiver dropped) once `shutdown` completes.
@@ -58,6 +64,7 @@ pub(crate) async fn serve(
         );
         let signal_tx = signal_tx.clone();
         let close_rx = close_rx.clone();
+        let open = Open::new(&connections);
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);
             // A connection that fails (the client went away, a malformed request) is closed;
@@ -69,12 +76,29 @@ pub(crate) async fn serve(
                     let _ = connection.await;
                 }
             }
+            drop(open);
             drop(close_rx);
         });
     }
     drop(close_rx);
     drop(listener);
     close_tx.closed().await;
+}
+
+/// One open connection, counted while it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(connections: &Arc<AtomicUsize>) -> Self {
+        connections.fetch_add(1, Ordering::Relaxed);
+        Open(Arc::clone(connections))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// After a failed `accept`: a connection reset or aborted before it was accepted is skipped;

@@ -12,8 +12,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use profile_traits::{Patch, ProfileId, Stamp, StoreId};
@@ -30,12 +31,13 @@ const LOG_FILE: &str = "operations.log";
 const MAX_BATCH: usize = 4096;
 
 /// When the last batch held at least [`COMMIT_SIBLINGS`] requests (writers are concurrent),
-/// the writer waits this long for more before it writes the next batch, as PostgreSQL's
-/// `commit_delay` does: a sync costs about 100 µs of CPU whatever the batch size, so under
-/// load fewer and larger batches leave more CPU to the requests (batches of about 17 grew to
-/// about 33 under 64 connections), for a latency of that much more; alone, a writer does not
-/// wait.
-const COMMIT_DELAY: Duration = Duration::from_micros(300);
+/// the writer waits up to this long for more before it writes the next batch, as
+/// PostgreSQL's `commit_delay` does: a sync costs about 100 µs of CPU whatever the batch
+/// size, so under load fewer and larger batches leave more CPU to the requests (batches of
+/// about 17 grew to about 33 under 64 connections), for a latency of that much more; alone,
+/// a writer does not wait. The wait ends early once every open connection has a write queued
+/// (see [`more_may_come`]).
+pub(super) const COMMIT_DELAY: Duration = Duration::from_micros(300);
 
 /// See [`COMMIT_DELAY`].
 const COMMIT_SIBLINGS: usize = 8;
@@ -269,6 +271,23 @@ pub(super) struct LogFile {
     pub(super) compactor: mpsc::SyncSender<()>,
 }
 
+/// How the writer gathers a batch under load.
+pub(super) struct Gathering {
+    /// The longest wait for more writes ([`COMMIT_DELAY`] in the service).
+    pub(super) delay: Duration,
+    /// The open HTTP connections, counted by the accept loop.
+    pub(super) connections: Arc<AtomicUsize>,
+}
+
+/// Whether more writes may still join a batch of `queued` submissions while `connections`
+/// HTTP connections are open: an HTTP/1 connection has at most one request in flight (hyper
+/// answers a connection's requests one after the other), and a request is at most one
+/// submission, so once every connection has one queued, no more can come and waiting would
+/// only add latency.
+fn more_may_come(queued: usize, connections: usize) -> bool {
+    queued < connections
+}
+
 /// Where each batch written since the log was last cut starts: its first sequence number and
 /// its byte offset.
 struct Batches {
@@ -278,7 +297,9 @@ struct Batches {
 
 /// Makes submissions durable in arrival order, then hands them to the worker and answers
 /// them: one `write` and one `fdatasync` per batch of whatever arrived meanwhile (group
-/// commit). With `log` `None` (memory mode) nothing is written.
+/// commit). With `log` `None` (memory mode) nothing is written. Under load (the last batch
+/// held [`COMMIT_SIBLINGS`] requests or more), the writer gathers more for up to
+/// `gathering.delay`, and no longer once every open connection has a write queued.
 ///
 /// A failed write or sync aborts the process: after a failed `fsync` the kernel may have
 /// dropped the dirty pages, so the only safe state is the one a restart reads back.
@@ -287,6 +308,7 @@ pub(super) fn run_writer(
     mut log: Option<LogFile>,
     store: StoreId,
     worker: mpsc::Sender<Vec<Op>>,
+    gathering: &Gathering,
 ) {
     let mut buffer = Vec::new();
     let mut batches = Batches {
@@ -296,19 +318,34 @@ pub(super) fn run_writer(
     let mut compaction_asked = false;
     let mut last_batch = 0;
     while let Ok(first) = messages.recv() {
-        if last_batch >= COMMIT_SIBLINGS && log.is_some() {
-            std::thread::sleep(COMMIT_DELAY);
-        }
         let mut batch = Vec::new();
         let mut snapshotted = None;
         let mut message = Some(first);
-        while let Some(next) = message.take() {
-            match next {
-                ToWriter::Submit(submission) => batch.push(submission),
-                ToWriter::Snapshotted(seq) => snapshotted = Some(seq),
+        let wait_until = (last_batch >= COMMIT_SIBLINGS && log.is_some())
+            .then(|| Instant::now() + gathering.delay);
+        loop {
+            while let Some(next) = message.take() {
+                match next {
+                    ToWriter::Submit(submission) => batch.push(submission),
+                    ToWriter::Snapshotted(seq) => snapshotted = Some(seq),
+                }
+                if batch.len() < MAX_BATCH {
+                    message = messages.try_recv().ok();
+                }
             }
-            if batch.len() < MAX_BATCH {
-                message = messages.try_recv().ok();
+            let Some(until) = wait_until else { break };
+            let connections = gathering.connections.load(Ordering::Relaxed);
+            if batch.len() >= MAX_BATCH || !more_may_come(batch.len(), connections) {
+                break;
+            }
+            // Woken by the next submission; a disconnected queue ends the wait too (and the
+            // loop, at the next `recv`).
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            match messages.recv_timeout(left) {
+                Ok(next) => message = Some(next),
+                Err(_) => break,
             }
         }
         if let Some(snapshot) = snapshotted {
@@ -425,6 +462,87 @@ mod tests {
         }
     }
 
+    /// Starts a writer on a fresh log in `dir`, reading `messages`; what it hands the worker.
+    fn start_writer(
+        dir: &Path,
+        gathering: Gathering,
+        messages: mpsc::Receiver<ToWriter>,
+    ) -> mpsc::Receiver<Vec<Op>> {
+        let recovered = open(dir, &store()).unwrap();
+        let (compactor, asked) = mpsc::sync_channel(1);
+        let log = LogFile {
+            dir: dir.to_owned(),
+            file: Ahead::new(recovered.file, 1 << 20).unwrap(),
+            compact_above: 1 << 20,
+            compactor,
+        };
+        let (worker, applied) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _asked = asked;
+            run_writer(messages, Some(log), store(), worker, &gathering);
+        });
+        applied
+    }
+
+    /// Submits the patch of sequence number `seq`; told once it is durable.
+    fn submit(writer: &mpsc::Sender<ToWriter>, seq: u64) -> tokio::sync::oneshot::Receiver<()> {
+        let (durable, answered) = tokio::sync::oneshot::channel();
+        let submission = Submission {
+            ops: vec![(patch_op(seq), Bytes::from_static(BODY))],
+            durable,
+        };
+        writer.send(ToWriter::Submit(submission)).unwrap();
+        answered
+    }
+
+    #[test]
+    fn more_may_come_until_every_connection_has_a_write_queued() {
+        assert!(more_may_come(0, 1));
+        assert!(more_may_come(31, 32));
+        assert!(!more_may_come(32, 32));
+        assert!(!more_may_come(33, 32));
+        assert!(!more_may_come(1, 0));
+    }
+
+    /// Under load (the last batch held `COMMIT_SIBLINGS` requests or more), the writer stops
+    /// waiting for more once every open connection has a write queued: with a wait of an
+    /// hour, a second round of one write per connection is still made durable at once.
+    #[test]
+    fn the_commit_delay_ends_once_every_connection_has_a_write_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let connections = COMMIT_SIBLINGS + 2;
+        let gathering = Gathering {
+            delay: Duration::from_secs(3600),
+            connections: Arc::new(AtomicUsize::new(connections)),
+        };
+        // One write per connection, all answered within a generous time (the point is the
+        // hour not waited).
+        let round = |writer: &mpsc::Sender<ToWriter>, first_seq: u64| {
+            let answers: Vec<_> = (first_seq..first_seq + connections as u64)
+                .map(|seq| submit(writer, seq))
+                .collect();
+            let (done_tx, done) = mpsc::channel();
+            std::thread::spawn(move || {
+                for answered in answers {
+                    answered.blocking_recv().unwrap();
+                }
+                done_tx.send(()).unwrap();
+            });
+            done
+        };
+        let (writer, messages) = mpsc::channel();
+        // The first round is queued whole before the writer starts: one batch, as large as
+        // the connections are many.
+        let first = round(&writer, 1);
+        let applied = start_writer(dir.path(), gathering, messages);
+        first.recv_timeout(Duration::from_secs(60)).unwrap();
+        round(&writer, 1 + connections as u64)
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap();
+        let batches: Vec<usize> = applied.try_iter().map(|ops| ops.len()).collect();
+        assert_eq!(batches, [connections, connections]);
+    }
+
     #[test]
     fn an_op_round_trips_through_its_record() {
         let profile = ProfileId::from_bits(7);
@@ -511,30 +629,14 @@ mod tests {
     #[test]
     fn answered_submissions_are_in_the_log_and_with_the_worker_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let recovered = open(dir.path(), &store()).unwrap();
-        let (compactor, _asked) = mpsc::sync_channel(1);
-        let log = LogFile {
-            dir: dir.path().to_owned(),
-            file: Ahead::new(recovered.file, 1 << 20).unwrap(),
-            compact_above: 1 << 20,
-            compactor,
+        let gathering = Gathering {
+            delay: COMMIT_DELAY,
+            connections: Arc::new(AtomicUsize::new(300)),
         };
         let (writer, messages) = mpsc::channel();
-        let (worker, applied) = mpsc::channel();
-        std::thread::spawn(move || run_writer(messages, Some(log), store(), worker));
+        let applied = start_writer(dir.path(), gathering, messages);
         let seqs: Vec<u64> = (1..=300).collect();
-        let answers: Vec<_> = seqs
-            .iter()
-            .map(|&seq| {
-                let (durable, answered) = tokio::sync::oneshot::channel();
-                let submission = Submission {
-                    ops: vec![(patch_op(seq), Bytes::from_static(BODY))],
-                    durable,
-                };
-                writer.send(ToWriter::Submit(submission)).unwrap();
-                answered
-            })
-            .collect();
+        let answers: Vec<_> = seqs.iter().map(|&seq| submit(&writer, seq)).collect();
         for answered in answers {
             answered.blocking_recv().unwrap();
         }

@@ -18,13 +18,14 @@ mod snapshot;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
 use axum::body::Bytes;
 use profile_traits::{ProfileId, Stamp, StoreId, StoreSchema, StoredProfile};
 use serde::Serialize;
 
-use self::log::{LogFile, Submission, ToWriter};
+use self::log::{Gathering, LogFile, Submission, ToWriter};
 use crate::identity::{Identity, Key, Located};
 use crate::store::{
     Op, OpKind, Pending, Storage, StoreError, Write, fresh_profile_id, now_rfc3339,
@@ -96,7 +97,9 @@ pub(crate) struct Embedded {
 
 impl Embedded {
     /// Recovers the data in `durability` (or starts empty and keeps nothing on disk with
-    /// `None`), and starts the writer, worker and compactor threads.
+    /// `None`), and starts the writer, worker and compactor threads. `connections` is the
+    /// count of open HTTP connections the accept loop keeps: under load, the log writer
+    /// gathers a batch until each has a write queued (see `log::Gathering`).
     ///
     /// # Errors
     ///
@@ -105,6 +108,7 @@ impl Embedded {
         durability: Option<&Durability>,
         store: StoreId,
         schema: Arc<StoreSchema>,
+        connections: Arc<AtomicUsize>,
     ) -> io::Result<(Embedded, Option<RecoveryReport>)> {
         let (writer_tx, writer_rx) = mpsc::channel();
         let (worker_tx, worker_rx) = mpsc::channel();
@@ -148,8 +152,12 @@ impl Embedded {
         let applied = Arc::new(RwLock::new(applied));
         {
             let store = store.clone();
+            let gathering = Gathering {
+                delay: log::COMMIT_DELAY,
+                connections,
+            };
             spawn("log-writer", move || {
-                log::run_writer(writer_rx, log, store, worker_tx);
+                log::run_writer(writer_rx, log, store, worker_tx, &gathering);
             })?;
         }
         {
