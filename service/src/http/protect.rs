@@ -243,36 +243,18 @@ impl DrainLayer {
 }
 
 impl<S> Layer<S> for DrainLayer {
-    type Service = Drain<S>;
+    type Service = Gated<S, DrainLayer>;
 
-    fn layer(&self, inner: S) -> Drain<S> {
-        Drain {
+    fn layer(&self, inner: S) -> Self::Service {
+        Gated {
             inner,
-            protect: Arc::clone(&self.protect),
+            gate: self.clone(),
         }
     }
 }
 
-/// The service of [`DrainLayer`].
-#[derive(Clone)]
-pub(super) struct Drain<S> {
-    inner: S,
-    protect: Arc<Protect>,
-}
-
-impl<S> Service<Request> for Drain<S>
-where
-    S: Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Answer<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl Gate for DrainLayer {
+    fn admit(&self, request: Request) -> Admission {
         let lifecycle = &self.protect.lifecycle;
         // Counted before the check, so the drain waits for every request that passed it.
         lifecycle.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -287,14 +269,9 @@ where
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Answer::Now {
-                response: Some(response),
-            };
+            return Admission::Refused(response);
         }
-        Answer::Inner {
-            future: self.inner.call(request),
-            in_flight: Some(in_flight),
-        }
+        Admission::Passed(request, Some(in_flight))
     }
 }
 
@@ -319,21 +296,24 @@ impl KeyLayer {
 }
 
 impl<S> Layer<S> for KeyLayer {
-    type Service = Key<S>;
+    type Service = Gated<S, KeyLayer>;
 
-    fn layer(&self, inner: S) -> Key<S> {
-        Key {
+    fn layer(&self, inner: S) -> Self::Service {
+        Gated {
             inner,
-            checks: self.clone(),
+            gate: self.clone(),
         }
     }
 }
 
-/// The service of [`KeyLayer`].
-#[derive(Clone)]
-pub(super) struct Key<S> {
-    inner: S,
-    checks: KeyLayer,
+impl Gate for KeyLayer {
+    fn admit(&self, request: Request) -> Admission {
+        let (mut parts, body) = request.into_parts();
+        match self.check(&mut parts) {
+            Ok(()) => Admission::Passed(Request::from_parts(parts, body), None),
+            Err(error) => Admission::Refused(error.into_response()),
+        }
+    }
 }
 
 impl KeyLayer {
@@ -376,9 +356,32 @@ fn path_params(parts: &mut Parts) -> Option<RawPathParams> {
     }
 }
 
-impl<S> Service<Request> for Key<S>
+// ---- the service both layers make, and its future ----
+
+/// What a layer checks before the inner service answers.
+pub(super) trait Gate {
+    fn admit(&self, request: Request) -> Admission;
+}
+
+/// What a [`Gate`] makes of a request.
+pub(super) enum Admission {
+    /// Passed on, with the drain's count of it (held until the answer is there).
+    Passed(Request, Option<InFlight>),
+    /// Answered at once.
+    Refused(Response),
+}
+
+/// The service of [`DrainLayer`] and [`KeyLayer`]: the inner service behind a [`Gate`].
+#[derive(Clone)]
+pub(super) struct Gated<S, G> {
+    inner: S,
+    gate: G,
+}
+
+impl<S, G> Service<Request> for Gated<S, G>
 where
     S: Service<Request, Response = Response>,
+    G: Gate,
 {
     type Response = Response;
     type Error = S::Error;
@@ -389,20 +392,17 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let (mut parts, body) = request.into_parts();
-        match self.checks.check(&mut parts) {
-            Ok(()) => Answer::Inner {
-                future: self.inner.call(Request::from_parts(parts, body)),
-                in_flight: None,
+        match self.gate.admit(request) {
+            Admission::Passed(request, in_flight) => Answer::Inner {
+                future: self.inner.call(request),
+                in_flight,
             },
-            Err(error) => Answer::Now {
-                response: Some(error.into_response()),
+            Admission::Refused(refusal) => Answer::Now {
+                response: Some(refusal),
             },
         }
     }
 }
-
-// ---- what the drain and key layers answer ----
 
 pin_project! {
     /// The future of the drain and key services: small and unboxed (axum's `from_fn`
