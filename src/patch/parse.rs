@@ -61,11 +61,11 @@ impl<'de> SeenKeys<'de> {
 }
 
 impl Patch {
-    /// An empty patch with room for what a JSON document of `input_len` bytes can hold, so
-    /// that parsing rarely grows a buffer: names take fewer bytes than the document, and
-    /// each trait takes at least a few bytes of it (`"a":1,`), typically more than 24. The
-    /// buffers are the ones the thread kept from the last patch it dropped, if any
-    /// ([`spare`]).
+    /// An empty patch with room for the changes a JSON document of `input_len` bytes can
+    /// hold, so that parsing rarely grows a buffer: each trait takes at least a few bytes of
+    /// it (`"a":1,`), typically more than 24. Names start inside the patch and move to the
+    /// heap only when they overflow. The buffers are the ones the thread kept from the last
+    /// patch it dropped, if any ([`spare`]).
     pub(crate) fn with_capacity_for_input(input_len: usize) -> Self {
         const MAX_PRESIZED_BYTES: usize = 64 * 1024;
         const BYTES_PER_ENTRY: usize = 24;

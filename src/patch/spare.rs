@@ -54,18 +54,16 @@ impl Drop for Patch {
             Some(heap) if small(heap.capacity()) => mem::take(heap),
             _ => String::new(),
         };
-        let groups = if self.groups.spilled() {
-            let mut heap = mem::take(&mut self.groups).into_vec();
-            heap.clear();
-            Some(heap).filter(|heap| small(heap.capacity() * mem::size_of::<GroupEntry>()))
-        } else {
-            None
-        };
+        let mut groups = Vec::new();
+        if self.groups.spilled() && small(self.groups.capacity() * mem::size_of::<GroupEntry>()) {
+            groups = mem::take(&mut self.groups).into_vec();
+            groups.clear();
+        }
         let mut entries = mem::take(&mut self.entries);
         entries.clear();
         let buffers = Buffers {
             names,
-            groups: groups.unwrap_or_default(),
+            groups,
             entries,
         };
         // Buffers not kept (some already are, or the thread is ending) are freed here.
