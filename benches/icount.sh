@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install -y valgrind" >&2; exit 1; }
 REPEAT=${REPEAT:-20}
 OPERATIONS=(b1_json_patch_in_place b2_json_patch_from_bytes b3_json_patch_immutable
-  ours_in_place ours_from_bytes ours_immutable ours_stamped_in_place ours_stamped_from_bytes)
+  ours_in_place ours_from_bytes ours_immutable ours_stamped_in_place ours_stamped_from_bytes
+  ours_stamped_read_in_place)
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(small medium large)
 

@@ -16,14 +16,15 @@ SIZES = ["small", "medium", "large"]
 FUNCTIONS = [
     "b1_json_patch_in_place", "b2_json_patch_from_bytes", "b3_json_patch_immutable",
     "ours_in_place", "ours_from_bytes", "ours_immutable", "ours_validate", "ours_parse",
-    "ours_stamped_in_place", "ours_stamped_from_bytes",
+    "ours_stamped_in_place", "ours_stamped_read_in_place", "ours_stamped_from_bytes",
 ]
 RATIOS = [("ours_in_place", "b1_json_patch_in_place"),
           ("ours_from_bytes", "b2_json_patch_from_bytes"),
           ("ours_immutable", "b3_json_patch_immutable"),
           ("ours_stamped_in_place", "b1_json_patch_in_place"),
           ("ours_stamped_in_place", "ours_in_place"),
-          ("ours_stamped_from_bytes", "ours_from_bytes")]
+          ("ours_stamped_from_bytes", "ours_from_bytes"),
+          ("ours_stamped_read_in_place", "ours_stamped_in_place")]
 
 
 SCALING = [10, 100, 1000, 4750]

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
             "ours_in_place" | "ours_immutable" => Input::Profile(profile(), patch.clone()),
             "ours_from_bytes" => Input::ProfileOnly(profile()),
             "ours_stamped_in_place" => Input::Stored(stored(&schema), patch.clone()),
+            "ours_stamped_read_in_place" => Input::Stored(stored_read(&schema), patch.clone()),
             "ours_stamped_from_bytes" => Input::StoredOnly(stored(&schema)),
             _ => {
                 eprintln!("unknown operation `{operation}`");
@@ -82,6 +83,13 @@ fn stored(schema: &StoreSchema) -> StoredProfile {
     let mut stored = StoredProfile::from_profile(profile(), stamp(1_000));
     stored.sort_by_schema(schema);
     stored
+}
+
+/// The stored profile as a store that keeps profiles as text loads it: read from its stored
+/// form, not yet ranked for the schema.
+fn stored_read(schema: &StoreSchema) -> StoredProfile {
+    let text = serde_json::to_string(&stored(schema)).expect("serializes");
+    serde_json::from_str(&text).expect("the stored form reads back")
 }
 
 fn stamp(micros: i64) -> Stamp {
@@ -129,7 +137,10 @@ fn measured(
             merge_in_place_owned(&mut target, parsed, schema).expect("valid patch");
             Input::ProfileOnly(target)
         }
-        ("ours_stamped_in_place", Input::Stored(mut target, patch)) => {
+        (
+            "ours_stamped_in_place" | "ours_stamped_read_in_place",
+            Input::Stored(mut target, patch),
+        ) => {
             target
                 .apply_owned(black_box(patch), schema, stamp(2_000))
                 .expect("valid patch");

@@ -545,6 +545,14 @@ impl<V> NameMap<V> {
         self.entries.iter().map(|b| &b.value)
     }
 
+    /// The entries with their names' hashes, to look each name up in another map unhashed
+    /// again.
+    pub(crate) fn iter_mut_hashed(&mut self) -> impl Iterator<Item = (u32, &Name, &mut V)> {
+        self.entries
+            .iter_mut()
+            .map(|b| (b.hash, &b.key, &mut b.value))
+    }
+
     pub(crate) fn values_mut(&mut self) -> impl ExactSizeIterator<Item = &mut V> {
         self.entries.iter_mut().map(|b| &mut b.value)
     }

@@ -982,6 +982,26 @@ proptest! {
         prop_assert_eq!(stored_text(&back), json);
         prop_assert_eq!(text(&back.view()), text(&stored.view()));
     }
+
+    /// A write to a stored profile read back from its stored form (as a store that keeps
+    /// profiles as text applies every write) gives the same changes and the same stored
+    /// profile, byte for byte, as on the profile never written out.
+    #[test]
+    fn a_write_to_a_stored_profile_read_back_is_a_write_to_the_profile((schema, history) in history_case()) {
+        let mut live = match &history.base {
+            Some((profile, stamp)) => StoredProfile::from_profile(profile.clone(), *stamp),
+            None => StoredProfile::new(),
+        };
+        for (patch, stamp) in &history.writes {
+            let mut read: StoredProfile =
+                serde_json::from_str(&stored_text(&live)).expect("the stored form reads back");
+            let read_changes = applied(&mut read, patch, &schema, *stamp);
+            let live_changes = applied(&mut live, patch, &schema, *stamp);
+            prop_assert_eq!(read_changes, live_changes);
+            prop_assert_eq!(stored_text(&read), stored_text(&live));
+            prop_assert_eq!(&read, &live);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -242,9 +242,9 @@ impl GroupDefinition {
     }
 
     /// The trait `name`'s place in declaration order, or `u32::MAX` when not declared.
-    pub(crate) fn rank_of_trait(&self, name: &str) -> u32 {
+    pub(crate) fn rank_of_trait(&self, hash: u32, name: &Name) -> u32 {
         self.traits
-            .get_index_of(name)
+            .find_name(hash, name)
             .map_or(u32::MAX, declaration_rank)
     }
 
@@ -446,9 +446,9 @@ impl StoreSchema {
     }
 
     /// The group `name`'s place in declaration order, or `u32::MAX` when not declared.
-    pub(crate) fn rank_of_group(&self, name: &str) -> u32 {
+    pub(crate) fn rank_of_group(&self, hash: u32, name: &Name) -> u32 {
         self.groups
-            .get_index_of(name)
+            .find_name(hash, name)
             .map_or(u32::MAX, declaration_rank)
     }
 }

@@ -184,16 +184,17 @@ impl StoredProfile {
         }
         if let (Some(first_new), Some(index)) = (first_new, group_index) {
             let definition = target.definition;
-            self.groups[index]
-                .place_new(first_new, instance, |name| definition.rank_of_trait(name));
+            self.groups[index].place_new(first_new, instance, |hash, name| {
+                definition.rank_of_trait(hash, name)
+            });
         }
     }
 
     /// Inserts the empty group `key` at its place in `schema`'s order; returns its index.
     fn insert_group(&mut self, key: &Name, rank: u32, schema: &StoreSchema) -> usize {
         if !self.groups_ranked {
-            for (name, group) in &mut self.groups {
-                group.rank = schema.rank_of_group(name);
+            for (hash, name, group) in self.groups.iter_mut_hashed() {
+                group.rank = schema.rank_of_group(hash, name);
             }
             self.groups.sort_by(canonical_groups);
             self.groups_ranked = true;

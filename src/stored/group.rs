@@ -150,7 +150,7 @@ impl StoredGroup {
         &mut self,
         first_new: usize,
         instance: u64,
-        rank_of: impl Fn(&str) -> u32,
+        rank_of: impl Fn(u32, &Name) -> u32,
     ) {
         if self.ranked_for != Some(instance) {
             self.rank_for(instance, rank_of);
@@ -164,36 +164,41 @@ impl StoredGroup {
     }
 
     /// Ranks the group for the schema `instance`, unless it is: every trait ranked by
-    /// `rank_of`, and the group sorted into canonical order, in one part. A group
-    /// deserialized, made from a plain profile or joined is ranked by position until then;
-    /// writes that only replace entries leave it so (a stale write changes nothing at all).
-    pub(super) fn rank_for(&mut self, instance: u64, rank_of: impl Fn(&str) -> u32) {
+    /// `rank_of`, and each part sorted into canonical order. A group deserialized, made from
+    /// a plain profile or joined is ranked by position until then; writes that only replace
+    /// entries leave it so (a stale write changes nothing at all).
+    ///
+    /// The parts stay apart unless the added one is as long: a group is read with no spare
+    /// room, so appending the traits a first write adds would copy the whole group.
+    pub(super) fn rank_for(&mut self, instance: u64, rank_of: impl Fn(u32, &Name) -> u32) {
         if self.ranked_for == Some(instance) {
             return;
         }
-        if let Some(added) = self.added.take() {
-            self.traits.append_unindexed(*added);
+        for part in std::iter::once(&mut self.traits).chain(self.added.as_deref_mut()) {
+            for (hash, name, entry) in part.iter_mut_hashed() {
+                entry.rank = rank_of(hash, name);
+            }
+            part.sort_by(canonical_traits);
         }
-        for (name, entry) in &mut self.traits {
-            entry.rank = rank_of(name);
-        }
-        self.traits.sort_by(canonical_traits);
         self.ranked_for = Some(instance);
-        self.index_declared();
+        if self.added_len() >= self.traits.len() {
+            self.fold();
+        } else {
+            self.index_declared();
+        }
     }
 
     /// Merges the added part into `traits`: two runs in canonical order, which the sort
     /// merges in one pass.
     fn fold(&mut self) {
-        let Some(added) = self.added.take() else {
-            return;
-        };
-        if self.traits.is_empty() {
-            self.traits = *added;
-        } else {
-            let from = self.traits.len();
-            self.traits.append_unindexed(*added);
-            self.traits.place_appended(from, canonical_traits);
+        if let Some(added) = self.added.take() {
+            if self.traits.is_empty() {
+                self.traits = *added;
+            } else {
+                let from = self.traits.len();
+                self.traits.append_unindexed(*added);
+                self.traits.place_appended(from, canonical_traits);
+            }
         }
         self.index_declared();
     }

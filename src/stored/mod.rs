@@ -252,11 +252,11 @@ impl StoredProfile {
     /// follow, by name), as [`StoredProfile::apply`] keeps them; for a profile made by
     /// [`StoredProfile::from_profile`], deserialized, or joined from such profiles.
     pub fn sort_by_schema(&mut self, schema: &StoreSchema) {
-        for (name, group) in &mut self.groups {
-            group.rank = schema.rank_of_group(name);
+        for (hash, name, group) in self.groups.iter_mut_hashed() {
+            group.rank = schema.rank_of_group(hash, name);
             let definition = schema.group(name);
-            group.rank_for(schema.instance(), |trait_name| {
-                definition.map_or(UNDECLARED, |d| d.rank_of_trait(trait_name))
+            group.rank_for(schema.instance(), |hash, trait_name| {
+                definition.map_or(UNDECLARED, |d| d.rank_of_trait(hash, trait_name))
             });
         }
         self.groups.sort_by(canonical_groups);
