@@ -576,11 +576,16 @@ struct History {
 }
 
 impl History {
-    fn build(&self, schema: &StoreSchema) -> StoredProfile {
-        let mut stored = match &self.base {
+    /// The stored profile before the writes: the base profile stamped, or a new one.
+    fn start(&self) -> StoredProfile {
+        match &self.base {
             Some((profile, stamp)) => StoredProfile::from_profile(profile.clone(), *stamp),
             None => StoredProfile::new(),
-        };
+        }
+    }
+
+    fn build(&self, schema: &StoreSchema) -> StoredProfile {
+        let mut stored = self.start();
         for (i, (patch, stamp)) in self.writes.iter().enumerate() {
             if let Some((at, horizon)) = self.purge
                 && at == i
@@ -988,10 +993,7 @@ proptest! {
     /// profile, byte for byte, as on the profile never written out.
     #[test]
     fn a_write_to_a_stored_profile_read_back_is_a_write_to_the_profile((schema, history) in history_case()) {
-        let mut live = match &history.base {
-            Some((profile, stamp)) => StoredProfile::from_profile(profile.clone(), *stamp),
-            None => StoredProfile::new(),
-        };
+        let mut live = history.start();
         for (patch, stamp) in &history.writes {
             let mut read: StoredProfile =
                 serde_json::from_str(&stored_text(&live)).expect("the stored form reads back");
