@@ -77,8 +77,8 @@ pub(crate) fn router(app: App) -> Router {
         .merge(faults)
         .method_not_allowed_fallback(protect::method_not_allowed)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such resource") })
-        .layer(protect::KeyLayer::new(&app))
-        .layer(protect::DrainLayer::new(&app))
+        .layer(protect::GateLayer(protect::KeyGate::new(&app)))
+        .layer(protect::GateLayer(protect::DrainGate::new(&app)))
         .layer(CatchPanicLayer::custom(protect::panic_response))
         .with_state(app)
 }

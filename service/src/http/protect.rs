@@ -230,30 +230,19 @@ pub(crate) async fn worker_drained(app: &App, limit: Duration) -> bool {
 /// The outermost layer but the panic catcher: counts requests being answered, and answers
 /// 503 (20503, `Retry-After`, `Connection: close`) to every request once draining.
 #[derive(Clone)]
-pub(super) struct DrainLayer {
+pub(super) struct DrainGate {
     protect: Arc<Protect>,
 }
 
-impl DrainLayer {
+impl DrainGate {
     pub(super) fn new(app: &App) -> Self {
-        DrainLayer {
+        DrainGate {
             protect: Arc::clone(&app.protect),
         }
     }
 }
 
-impl<S> Layer<S> for DrainLayer {
-    type Service = Gated<S, DrainLayer>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Gated {
-            inner,
-            gate: self.clone(),
-        }
-    }
-}
-
-impl Gate for DrainLayer {
+impl Gate for DrainGate {
     fn admit(&self, request: Request) -> Admission {
         let lifecycle = &self.protect.lifecycle;
         // Counted before the check, so the drain waits for every request that passed it.
@@ -281,32 +270,21 @@ impl Gate for DrainLayer {
 /// `Retry-After`), and a store in the path the key may use (403, code 403). A store id that is
 /// not a TTID is left to the handler (400, 520049).
 #[derive(Clone)]
-pub(super) struct KeyLayer {
+pub(super) struct KeyGate {
     credentials: Arc<Credentials>,
     protect: Arc<Protect>,
 }
 
-impl KeyLayer {
+impl KeyGate {
     pub(super) fn new(app: &App) -> Self {
-        KeyLayer {
+        KeyGate {
             credentials: Arc::clone(&app.credentials),
             protect: Arc::clone(&app.protect),
         }
     }
 }
 
-impl<S> Layer<S> for KeyLayer {
-    type Service = Gated<S, KeyLayer>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Gated {
-            inner,
-            gate: self.clone(),
-        }
-    }
-}
-
-impl Gate for KeyLayer {
+impl Gate for KeyGate {
     fn admit(&self, request: Request) -> Admission {
         let (mut parts, body) = request.into_parts();
         match self.check(&mut parts) {
@@ -316,7 +294,7 @@ impl Gate for KeyLayer {
     }
 }
 
-impl KeyLayer {
+impl KeyGate {
     /// The checks, in order.
     fn check(&self, parts: &mut Parts) -> Result<(), ApiError> {
         let Authenticated(key) = Authenticated::from_headers(&parts.headers, &self.credentials)?;
@@ -371,7 +349,23 @@ pub(super) enum Admission {
     Refused(Response),
 }
 
-/// The service of [`DrainLayer`] and [`KeyLayer`]: the inner service behind a [`Gate`].
+/// The layer of a [`Gate`] ([`DrainGate`], [`KeyGate`]): puts it in front of the inner
+/// service.
+#[derive(Clone)]
+pub(super) struct GateLayer<G>(pub(super) G);
+
+impl<S, G: Clone> Layer<S> for GateLayer<G> {
+    type Service = Gated<S, G>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Gated {
+            inner,
+            gate: self.0.clone(),
+        }
+    }
+}
+
+/// The service of a [`GateLayer`]: the inner service behind a [`Gate`].
 #[derive(Clone)]
 pub(super) struct Gated<S, G> {
     inner: S,
