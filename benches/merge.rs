@@ -115,31 +115,25 @@ fn bench_patch_size(c: &mut Criterion, size: &str, patch_json: &str) {
             BatchSize::SmallInput,
         )
     });
-    group.bench_function("ours_stamped_in_place", |b| {
-        b.iter_batched(
-            || (fresh_stored(&schema), patch.clone()),
-            |(mut target, patch)| {
-                target
-                    .apply_owned(black_box(patch), &schema, stamp(2_000))
-                    .expect("valid patch");
-                target
-            },
-            BatchSize::SmallInput,
-        )
-    });
     let stored_text = serde_json::to_string(&fresh_stored(&schema)).expect("serializes");
-    group.bench_function("ours_stamped_read_in_place", |b| {
-        b.iter_batched(
-            || (read_stored(&stored_text), patch.clone()),
-            |(mut target, patch)| {
-                target
-                    .apply_owned(black_box(patch), &schema, stamp(2_000))
-                    .expect("valid patch");
-                target
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    let stored_setups: [(&str, &dyn Fn() -> StoredProfile); 2] = [
+        ("ours_stamped_in_place", &|| fresh_stored(&schema)),
+        ("ours_stamped_read_in_place", &|| read_stored(&stored_text)),
+    ];
+    for (id, stored) in stored_setups {
+        group.bench_function(id, |b| {
+            b.iter_batched(
+                || (stored(), patch.clone()),
+                |(mut target, patch)| {
+                    target
+                        .apply_owned(black_box(patch), &schema, stamp(2_000))
+                        .expect("valid patch");
+                    target
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     group.bench_function("ours_stamped_from_bytes", |b| {
         b.iter_batched(
             || fresh_stored(&schema),
