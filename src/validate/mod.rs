@@ -91,11 +91,13 @@ impl StoreSchema {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn parse_patch(&self, bytes: &[u8]) -> Result<Patch, PatchError> {
-        if let Some(patch) = one_pass::parse_valid(bytes, self) {
+        let mut patch = Patch::with_capacity_for_input(bytes.len());
+        if one_pass::read_valid(bytes, self, &mut patch).is_some() {
             return Ok(patch);
         }
         // Not a valid patch, or spelled in a way the one pass leaves out: the full parser
-        // and checks, for their report.
+        // and checks, for their report (with the buffers of the part read, kept).
+        drop(patch);
         let mut patch = Patch::from_slice(bytes)?;
         check_owned(&mut patch, self)?;
         Ok(patch)
