@@ -37,6 +37,28 @@ impl Name {
         }
     }
 
+    /// Whether the name is `text`: for an inline name, compared a word at a time, without
+    /// the call to `memcmp` that comparing slices makes (a schema lookup per name read).
+    fn is(&self, text: &[u8]) -> bool {
+        let Repr::Inline { len, bytes } = &self.0 else {
+            return self.as_bytes() == text;
+        };
+        if usize::from(*len) != text.len() {
+            return false;
+        }
+        // Two words that cover `text` (overlapping), and a third for a name of 17-22 bytes;
+        // a name shorter than a word (few are) byte by byte.
+        let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8"));
+        match text.len() {
+            0..8 => bytes[..text.len()] == *text,
+            n => {
+                word(bytes, 0) == word(text, 0)
+                    && word(bytes, n - 8) == word(text, n - 8)
+                    && (n <= 16 || word(bytes, 8) == word(text, 8))
+            }
+        }
+    }
+
     /// The name's bytes, without the UTF-8 check of [`Name::as_str`].
     fn as_bytes(&self) -> &[u8] {
         match &self.0 {
@@ -252,7 +274,7 @@ impl<V> NameMap<V> {
     }
 
     fn find_bytes(&self, hash: u32, name: &[u8]) -> Option<usize> {
-        self.find_by(hash, |key| key.as_bytes() == name)
+        self.find_by(hash, |key| key.is(name))
     }
 
     fn find_by(&self, hash: u32, is_name: impl Fn(&Name) -> bool) -> Option<usize> {
@@ -783,6 +805,26 @@ mod tests {
     #[test]
     fn a_name_takes_three_words() {
         assert_eq!(std::mem::size_of::<Name>(), 24);
+    }
+
+    #[test]
+    fn a_name_is_exactly_the_text_it_was_made_from() {
+        // Inline and shared names of every length, against texts that differ from them in
+        // one byte anywhere, or are one byte shorter or longer.
+        for len in 0..=30 {
+            let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let name = Name::from(std::str::from_utf8(&text).unwrap());
+            assert!(name.is(&text), "{len}");
+            for at in 0..len {
+                let mut other = text.clone();
+                other[at] = b'_';
+                assert!(!name.is(&other), "{len} {at}");
+            }
+            assert!(!name.is(&[text.as_slice(), b"a"].concat()), "{len}");
+            if len > 0 {
+                assert!(!name.is(&text[..len - 1]), "{len}");
+            }
+        }
     }
 
     #[test]
