@@ -395,9 +395,9 @@ impl<'a> Reader<'a> {
         }
         if float {
             // A decimal whose digits, read as a whole number, are exact in an `f64` (at most
-            // 2^53), over a power of ten that is too (at most 10^22): one division, rounded
-            // once, is the nearest `f64`, as the full conversion finds it (Clinger's fast
-            // path), at a fraction of its cost. 19 digits cannot wrap the `u64`.
+            // 2^53), over a power of ten that is exact too: one division, rounded once, is the
+            // nearest `f64`, as the full conversion finds it (Clinger's fast path), at a
+            // fraction of its cost. 19 digits cannot wrap the `u64`.
             if !exponent && digits + fraction_digits <= 19 && magnitude <= 1 << 53 {
                 let value = magnitude as f64 / POWERS_OF_TEN[fraction_digits];
                 return Number::from_f64(if negative { -value } else { value });
