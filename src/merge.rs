@@ -279,7 +279,7 @@ fn apply_to_shared_group<'n, V: PatchValue>(
             None => log.note(group_key, key, || ChangeKind::Removed { old: old.clone() }),
         }
         if fates.is_empty() {
-            fates.resize_with(shared.len(), || None);
+            fates.resize_with(shared.end(), || None);
         }
         fates[shared.position(slot)] = Some(change);
     }

@@ -125,7 +125,7 @@ impl TraitGroup {
         value: TraitValue,
         room: usize,
     ) -> &TraitValue {
-        if self.added.is_none() && self.traits.len() < self.traits.capacity() {
+        if self.added.is_none() && self.traits.has_room() {
             let at = self.traits.push_new(hash, key, value);
             return &self.traits[at];
         }
@@ -136,16 +136,22 @@ impl TraitGroup {
         &added[at]
     }
 
-    /// Where `slot` is in the group's order.
+    /// The position of `slot` among the group's traits and the holes removed ones left:
+    /// below [`TraitGroup::end`].
     pub(crate) fn position(&self, slot: Slot) -> usize {
         match slot {
             Slot::First(at) => at,
-            Slot::Added(at) => self.traits.len() + at,
+            Slot::Added(at) => self.traits.end() + at,
         }
     }
 
+    /// One past the last [`TraitGroup::position`].
+    pub(crate) fn end(&self) -> usize {
+        self.traits.end() + self.added.as_ref().map_or(0, |added| added.end())
+    }
+
     /// A copy of the group, in one part, with room for `room` more traits; each value is
-    /// `copy(position, value)`, and `None` leaves the trait out.
+    /// `copy(position, value)` ([`TraitGroup::position`]), and `None` leaves the trait out.
     pub(crate) fn copy_with(
         &self,
         room: usize,
@@ -154,15 +160,16 @@ impl TraitGroup {
         let mut traits = NameMap::with_capacity(self.len() + room);
         self.traits.copy_into(&mut traits, 0, &mut copy);
         if let Some(added) = &self.added {
-            added.copy_into(&mut traits, self.traits.len(), &mut copy);
+            added.copy_into(&mut traits, self.traits.end(), &mut copy);
         }
         TraitGroup::from_traits(traits)
     }
 
-    /// Removes the trait at `slot`, the later ones moving up.
+    /// Removes the trait at `slot`, leaving a hole: the later ones keep their positions
+    /// until the holes outnumber the traits ([`NameMap::remove_leaving_hole`]).
     pub(crate) fn remove(&mut self, slot: Slot) -> (Name, TraitValue) {
         let (map, at) = self.part_mut(slot);
-        map.shift_remove_index(at).expect("a slot of this group")
+        map.remove_leaving_hole(at, TraitValue::Bool(false))
     }
 
     fn part_mut(&mut self, slot: Slot) -> (&mut NameMap<TraitValue>, usize) {
