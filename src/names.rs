@@ -206,8 +206,9 @@ const EMPTY: u32 = u32::MAX;
 pub(crate) struct NameMap<V> {
     entries: Vec<Bucket<V>>,
     /// Positions in `entries` tagged with their hashes' high bits, by hash; empty while
-    /// there are at most [`LINEAR`] entries.
-    table: Vec<u32>,
+    /// there are at most [`LINEAR`] entries. A boxed slice, not a `Vec`: its size is set
+    /// at each rebuild, and the 8 bytes of a capacity pay for `holes`.
+    table: Box<[u32]>,
     /// How many entries are holes.
     holes: usize,
 }
@@ -226,7 +227,7 @@ impl<V> Default for NameMap<V> {
     fn default() -> Self {
         NameMap {
             entries: Vec::new(),
-            table: Vec::new(),
+            table: Box::default(),
             holes: 0,
         }
     }
@@ -247,7 +248,7 @@ impl<V> NameMap<V> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let mut map = NameMap {
             entries: Vec::with_capacity(capacity),
-            table: Vec::new(),
+            table: Box::default(),
             holes: 0,
         };
         if capacity > LINEAR {
@@ -480,14 +481,18 @@ impl<V> NameMap<V> {
     /// Remakes the table, sized for `len` entries (at least as many as there are).
     fn rebuild_table_for(&mut self, len: usize) {
         if len <= LINEAR {
-            self.table = Vec::new();
+            self.table = Box::default();
             return;
         }
         let size = (len * 3 / 2 + 1).next_power_of_two();
-        self.table.clear();
-        self.table.resize(size, EMPTY);
+        if self.table.len() == size {
+            self.table.fill(EMPTY);
+        } else {
+            self.table = vec![EMPTY; size].into_boxed_slice();
+        }
+        let holes = self.holes > 0;
         for (position, bucket) in self.entries.iter().enumerate() {
-            if bucket.hole {
+            if holes && bucket.hole {
                 continue;
             }
             let position = u32::try_from(position).expect("fewer than 2^32 entries");
@@ -502,7 +507,7 @@ impl<V> NameMap<V> {
         }
         let bucket = self.entries.remove(at);
         if self.entries.len() <= LINEAR {
-            self.table = Vec::new();
+            self.table = Box::default();
         } else if !self.table.is_empty() {
             self.unplace(bucket.hash, at, true);
         }
@@ -530,8 +535,11 @@ impl<V> NameMap<V> {
         (key, value)
     }
 
-    /// Moves the entries over the holes and indexes them again.
+    /// Moves the entries over the holes, if any, and indexes them again.
     fn close_holes(&mut self) {
+        if self.holes == 0 {
+            return;
+        }
         self.entries.retain(|bucket| !bucket.hole);
         self.holes = 0;
         self.rebuild_table();
@@ -570,7 +578,7 @@ impl<V> NameMap<V> {
         if !shifted {
             return;
         }
-        for tagged in &mut self.table {
+        for tagged in self.table.iter_mut() {
             // A later position moves down one; its tag, above the mask, stays.
             if *tagged != EMPTY && *tagged & mask > at {
                 *tagged -= 1;
@@ -636,7 +644,7 @@ impl<V> NameMap<V> {
         entries.append(&mut self.entries);
         let mut map = NameMap {
             entries,
-            table: Vec::new(),
+            table: Box::default(),
             holes: 0,
         };
         map.rebuild_table();
@@ -646,7 +654,7 @@ impl<V> NameMap<V> {
     pub(crate) fn iter(&self) -> Iter<'_, V> {
         Iter {
             buckets: self.entries.iter(),
-            left: self.len(),
+            holes: self.holes,
         }
     }
 
@@ -674,15 +682,15 @@ impl<V> NameMap<V> {
 /// The entries of a [`NameMap`], in order, holes skipped.
 pub(crate) struct Iter<'a, V> {
     buckets: std::slice::Iter<'a, Bucket<V>>,
-    /// Entries not yet given.
-    left: usize,
+    /// Holes among `buckets`: while none (in most maps, always), each bucket is an entry.
+    holes: usize,
 }
 
 impl<V> Clone for Iter<'_, V> {
     fn clone(&self) -> Self {
         Iter {
             buckets: self.buckets.clone(),
-            left: self.left,
+            holes: self.holes,
         }
     }
 }
@@ -691,13 +699,18 @@ impl<'a, V> Iterator for Iter<'a, V> {
     type Item = (&'a Name, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let bucket = self.buckets.find(|b| !b.hole)?;
-        self.left -= 1;
-        Some((&bucket.key, &bucket.value))
+        loop {
+            let bucket = self.buckets.next()?;
+            if self.holes == 0 || !bucket.hole {
+                return Some((&bucket.key, &bucket.value));
+            }
+            self.holes -= 1;
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        let len = self.buckets.len() - self.holes;
+        (len, Some(len))
     }
 }
 
@@ -705,9 +718,13 @@ impl<V> ExactSizeIterator for Iter<'_, V> {}
 
 impl<V> DoubleEndedIterator for Iter<'_, V> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        let bucket = self.buckets.rfind(|b| !b.hole)?;
-        self.left -= 1;
-        Some((&bucket.key, &bucket.value))
+        loop {
+            let bucket = self.buckets.next_back()?;
+            if self.holes == 0 || !bucket.hole {
+                return Some((&bucket.key, &bucket.value));
+            }
+            self.holes -= 1;
+        }
     }
 }
 
