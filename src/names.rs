@@ -223,6 +223,17 @@ pub(crate) struct Bucket<V> {
     value: V,
 }
 
+impl<V> Bucket<V> {
+    fn new(hash: u32, key: Name, value: V) -> Self {
+        Bucket {
+            hash,
+            hole: false,
+            key,
+            value,
+        }
+    }
+}
+
 impl<V> Default for NameMap<V> {
     fn default() -> Self {
         NameMap {
@@ -393,12 +404,7 @@ impl<V> NameMap<V> {
     /// Appends `key`, known absent, whose hash is `hash`; returns its position.
     pub(crate) fn push_new(&mut self, hash: u32, key: Name, value: V) -> usize {
         let at = self.entries.len();
-        self.entries.push(Bucket {
-            hash,
-            hole: false,
-            key,
-            value,
-        });
+        self.entries.push(Bucket::new(hash, key, value));
         // A table, once made, holds every entry.
         if self.table.is_empty() {
             if self.entries.len() > LINEAR {
@@ -418,12 +424,7 @@ impl<V> NameMap<V> {
     /// miss the appended entries (never the others); a patch names each trait once, so a
     /// merge never looks up a trait it appended.
     pub(crate) fn push_unindexed(&mut self, hash: u32, key: Name, value: V) {
-        self.entries.push(Bucket {
-            hash,
-            hole: false,
-            key,
-            value,
-        });
+        self.entries.push(Bucket::new(hash, key, value));
     }
 
     /// Appends the entries of `other`, whose names are absent here, leaving the table as it
@@ -600,15 +601,7 @@ impl<V> NameMap<V> {
     /// Inserts `key`, absent, at position `at`.
     pub(crate) fn shift_insert(&mut self, at: usize, key: Name, value: V) {
         let hash = key.hash();
-        self.entries.insert(
-            at,
-            Bucket {
-                hash,
-                hole: false,
-                key,
-                value,
-            },
-        );
+        self.entries.insert(at, Bucket::new(hash, key, value));
         if self.entries.len() > LINEAR {
             self.rebuild_table();
         }
